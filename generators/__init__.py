@@ -4,4 +4,4 @@ Importing this package registers the built-in generators in ``evalkit.registry.G
 """
 
 from evalkit.generators.base import Generator, build_generator  # noqa: F401
-# reference generators are registered by evalkit.generators.reference (imported below once present)
+from evalkit.generators import reference  # noqa: F401  (oracle and degradations)
