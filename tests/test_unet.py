@@ -1,0 +1,167 @@
+"""The video U-Net: Table 7 parameter counts, identity temporal branches, image handling, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from evalkit.generators.unet import (
+    TemporalAttention,
+    TemporalConv,
+    UNetConfig,
+    VideoUNet,
+    count_parameters,
+    relative_position_bucket,
+)
+from evalkit.generators.unet_configs import PAPER_PARAMETERS, UNET_CONFIGS, unet_config
+
+from evalkit.errors import ConfigError, InputError
+
+TEST_CFG = UNetConfig(base_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[64, 32],
+                      attention_reference=64, head_channels=8, cond_channels=16, text_dim=12, dropout=0.0,
+                      norm_groups=4, temporal_conv=True)
+
+
+def _randomise(net: VideoUNet, *, temporal: bool) -> VideoUNet:
+    """Give every zero-initialised weight random values (temporal branches only if asked), so the
+    network output is not trivially zero."""
+    gen = torch.Generator().manual_seed(0)
+    temporal_params = {id(p) for m in net.temporal_modules() for p in m.parameters()}
+    with torch.no_grad():
+        for p in net.parameters():
+            if (id(p) in temporal_params) != temporal:
+                continue
+            if torch.count_nonzero(p) == 0:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return net
+
+
+def _inputs(b=2, t=4, h=8, w=8, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 3, t, h, w, generator=gen)
+    c_noise = torch.randn(b, generator=gen)
+    text = torch.randn(b, 5, 12, generator=gen)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]][:b], dtype=torch.bool)
+    return x, c_noise, text, mask
+
+
+def _per_frame(net: VideoUNet, x, c_noise, text, mask, **kw):
+    return torch.cat([net(x[:, :, i : i + 1], c_noise, text, mask, **kw) for i in range(x.shape[2])], dim=2)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_table7_parameter_counts_within_5_percent(name):
+    with torch.device("meta"):
+        net = VideoUNet(UNET_CONFIGS[name])
+    n = count_parameters(net)
+    assert abs(n / PAPER_PARAMETERS[name] - 1) < 0.05, (name, n)
+
+
+def test_tiny_config_is_small():
+    assert count_parameters(VideoUNet(UNET_CONFIGS["unet-tiny"])) < 3e6
+
+
+def test_temporal_branches_start_as_identity():
+    torch.manual_seed(0)
+    net = _randomise(VideoUNet(TEST_CFG), temporal=False).eval()
+    assert len(net.temporal_modules()) > 0
+    x, c_noise, text, mask = _inputs()
+    with torch.no_grad():
+        video = net(x, c_noise, text, mask)
+        frames = _per_frame(net, x, c_noise, text, mask)
+    assert video.abs().mean() > 1e-3  # not trivially zero
+    torch.testing.assert_close(video, frames, atol=1e-5, rtol=1e-5)
+    # the same check fails once the temporal output projections are non-zero
+    _randomise(net, temporal=True)
+    with torch.no_grad():
+        assert not torch.allclose(net(x, c_noise, text, mask), _per_frame(net, x, c_noise, text, mask), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", [TemporalAttention, TemporalConv])
+def test_each_temporal_branch_is_zero_at_init(kind):
+    net = VideoUNet(TEST_CFG)
+    mods = [m for m in net.temporal_modules() if isinstance(m, kind)]
+    assert mods
+    x = torch.randn(2 * 4, mods[0].norm.num_channels, 4, 4)
+    for m in mods[:1]:
+        torch.testing.assert_close(m(x, 4, None), x, atol=0, rtol=0)
+
+
+def test_skip_temporal_images_equal_per_frame_processing():
+    net = _randomise(VideoUNet(dataclasses.replace(TEST_CFG, image_mode="skip_temporal")), temporal=False)
+    _randomise(net, temporal=True).eval()
+    x, c_noise, text, mask = _inputs()
+    is_image = torch.tensor([True, False])
+    with torch.no_grad():
+        out = net(x, c_noise, text, mask, is_image=is_image)
+        frames = _per_frame(net, x, c_noise, text, mask, is_image=is_image)
+        mixed = net(x, c_noise, text, mask)
+    torch.testing.assert_close(out[0], frames[0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[1], frames[1], atol=1e-4)
+    torch.testing.assert_close(out[1], mixed[1], atol=1e-5, rtol=1e-5)
+
+
+def test_static_clip_mode_ignores_image_flag():
+    net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
+    x, c_noise, text, mask = _inputs()
+    with torch.no_grad():
+        a = net(x, c_noise, text, mask, is_image=torch.tensor([True, True]))
+        b = net(x, c_noise, text, mask)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_sample_does_not_depend_on_batch():
+    net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
+    x, c_noise, text, mask = _inputs()
+    with torch.no_grad():
+        both = net(x, c_noise, text, mask, fps=torch.tensor([8.0, float("inf")]))
+        second = net(x[1:], c_noise[1:], text[1:], mask[1:], fps=torch.tensor([float("inf")]))
+    torch.testing.assert_close(both[1:], second, atol=1e-5, rtol=1e-5)
+
+
+def test_conditioning_changes_output():
+    net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
+    x, c_noise, text, mask = _inputs()
+    with torch.no_grad():
+        base = net(x, c_noise, text, mask)
+        assert not torch.allclose(base, net(x, c_noise + 1, text, mask), atol=1e-4)
+        assert not torch.allclose(base, net(x, c_noise, text * 2, mask), atol=1e-4)
+        assert not torch.allclose(base, net(x, c_noise, text, mask, fps=torch.tensor([2.0, 2.0])), atol=1e-4)
+        dropped = net(x, c_noise, torch.zeros_like(text), torch.zeros_like(mask))  # all tokens masked
+    assert torch.isfinite(dropped).all()
+
+
+def test_backward_reaches_every_parameter():
+    net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).train()
+    x, c_noise, text, mask = _inputs()
+    net(x, c_noise, text, mask).square().mean().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_indivisible_resolution_is_a_clear_error():
+    net = VideoUNet(unet_config("unet-tiny"))
+    with pytest.raises(InputError, match=r"divisible by 2 .*got 9x8"):
+        net(torch.zeros(1, 3, 2, 9, 8), torch.zeros(1), torch.zeros(1, 3, 384))
+    with torch.device("meta"):
+        big = VideoUNet(UNET_CONFIGS["unet-85m"])
+    with pytest.raises(InputError, match=r"divisible by 8 .*got 36x64"):
+        big.check_input(torch.zeros(1, 3, 16, 36, 64, device="meta"))
+
+
+def test_bad_configs_are_rejected():
+    with pytest.raises(ValueError, match="norm_groups"):
+        UNetConfig(base_channels=20, norm_groups=8)
+    with pytest.raises(ValueError, match="attention_resolutions"):
+        UNetConfig(attention_resolutions=[48])
+    with pytest.raises(ConfigError, match="unknown U-Net architecture"):
+        unet_config("unet-1b")
+
+
+def test_relative_bucket_matches_t5():
+    t5 = pytest.importorskip("transformers.models.t5.modeling_t5")
+    rel = torch.arange(-70, 71)[None, :]
+    ours = relative_position_bucket(rel, 32, 32)
+    ref = t5.T5Attention._relative_position_bucket(rel, bidirectional=True, num_buckets=32, max_distance=32)
+    torch.testing.assert_close(ours, ref)
