@@ -115,12 +115,14 @@ def video_info(path: str | os.PathLike, *, exact: bool = False) -> VideoInfo:
     return VideoInfo(str(path), frames, fps, height, width)
 
 
-def _not_enough(path: Any, wanted: int, available: int, asked: Sequence[int]) -> InputError:
+def _not_enough(
+    path: Any, wanted: int, available: int, asked: Sequence[int], *, folder: bool = False
+) -> InputError:
     span = f"frames {asked[0]}..{asked[-1]}" if len(asked) > 1 else f"frame {asked[0]}"
-    return InputError(
-        f"{path}: asked for frame {wanted} ({span}, {len(asked)} frames) but the file has only "
-        f"{available} decodable frames (short or truncated video)"
+    has = f"the folder has only {available} frame images" if folder else (
+        f"the file has only {available} decodable frames (short or truncated video)"
     )
+    return InputError(f"{path}: asked for frame {wanted} ({span}, {len(asked)} frames) but {has}")
 
 
 def _read_pyav(path: str | os.PathLike, indices: list[int] | None, start: int) -> np.ndarray:
@@ -263,10 +265,10 @@ def read_frame_folder(
     if wanted is None:
         wanted = list(range(start, len(files)))
         if not wanted:
-            raise _not_enough(folder, start, len(files), [start])
+            raise _not_enough(folder, start, len(files), [start], folder=True)
     too_far = [i for i in wanted if i >= len(files) or i < 0]
     if too_far:
-        raise _not_enough(folder, too_far[0], len(files), wanted)
+        raise _not_enough(folder, too_far[0], len(files), wanted, folder=True)
     out = []
     size = None
     for i in wanted:
@@ -383,7 +385,9 @@ def write_video(
         if codec == "libx264":
             stream.options = {"crf": str(crf)}
         elif codec == "mpeg4":
-            stream.options = {"qscale": "2"}
+            # fixed quantiser 2 (ffmpeg's -q:v 2): the best quality mpeg4 offers
+            stream.codec_context.flags |= av.codec.context.Flags.qscale
+            stream.codec_context.global_quality = 2 * 118  # FF_QP2LAMBDA
             if is_avi:
                 stream.codec_context.codec_tag = "XVID"  # what UCF-101's .avi files carry
         for array in video:
