@@ -1,3 +1,4 @@
 """Datasets and protocols' data side. Importing this package registers the built-in dataset kinds."""
 
+import evalkit.datasets.shapes  # noqa: F401,E402
 from evalkit.datasets.base import ProtocolDataset, Sample  # noqa: F401
