@@ -1,0 +1,83 @@
+"""Strict configs: errors name the file, the dotted path, the expectation and the closest key."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalkit.config import apply_overrides, config_hash, load_config
+from evalkit.errors import ConfigError
+from evalkit.runconfig import RunConfig, expand_generators
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+name: t
+protocols: [shapes]
+generators:
+  - name: oracle
+  - name: oracle-noise
+    params: {level: 0.1}
+"""
+
+
+def test_loads_and_hashes_stably(tmp_path):
+    a = load_config(RunConfig, write(tmp_path, GOOD))
+    b = load_config(RunConfig, write(tmp_path, GOOD.replace("name: t\n", "name: t\n\n")))
+    assert a.generators[1].params == {"level": 0.1}
+    assert config_hash(a) == config_hash(b)
+    c = load_config(RunConfig, write(tmp_path, GOOD), ["batch_size=4"])
+    assert c.batch_size == 4 and config_hash(c) != config_hash(a)
+
+
+def test_unknown_key_names_file_path_and_closest(tmp_path):
+    path = write(tmp_path, GOOD + "batch_sise: 4\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(RunConfig, path)
+    msg = str(exc.value)
+    assert str(path) in msg and "'batch_sise'" in msg and "did you mean 'batch_size'" in msg
+
+
+def test_nested_unknown_key(tmp_path):
+    path = write(tmp_path, GOOD.replace("params: {level: 0.1}", "parms: {level: 0.1}"))
+    with pytest.raises(ConfigError, match=r"at 'generators\[1\]\.parms'.*did you mean 'params'"):
+        load_config(RunConfig, path)
+
+
+def test_wrong_type(tmp_path):
+    with pytest.raises(ConfigError, match=r"at 'batch_size': expected int, got 'four' \(str\)"):
+        load_config(RunConfig, write(tmp_path, GOOD + "batch_size: four\n"))
+    with pytest.raises(ConfigError, match=r"at 'protocols': expected list of str"):
+        load_config(RunConfig, write(tmp_path, GOOD.replace("protocols: [shapes]", "protocols: shapes")))
+
+
+def test_missing_required_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"at 'protocols': missing required field 'protocols' \(expected list of str\)"):
+        load_config(RunConfig, write(tmp_path, "generators: [{name: oracle}]\n"))
+
+
+def test_override_is_validated_too(tmp_path):
+    with pytest.raises(ConfigError, match=r"at 'chunk_size': expected int"):
+        load_config(RunConfig, write(tmp_path, GOOD), ["chunk_size=big"])
+    cfg = load_config(RunConfig, write(tmp_path, GOOD), ["generators.1.params.level=0.3"])
+    assert cfg.generators[1].params["level"] == 0.3
+    with pytest.raises(ConfigError, match="index 5 out of range"):
+        apply_overrides({"generators": [{}]}, ["generators.5.name=x"])
+    with pytest.raises(ConfigError, match="must look like"):
+        apply_overrides({}, ["batch_size"])
+
+
+def test_post_init_errors_carry_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"c\.yaml.*labels must be unique"):
+        load_config(RunConfig, write(tmp_path, GOOD + "  - name: oracle\n"))
+
+
+def test_sweep_expands_into_labelled_generators(tmp_path):
+    cfg = load_config(RunConfig, write(tmp_path, GOOD + "  - name: oracle-blur\n    sweep: {sigma: [0.5, 1.0]}\n"))
+    labels = [g.label for g in expand_generators(cfg)]
+    assert labels[-2:] == ["oracle-blur[sigma=0.5]", "oracle-blur[sigma=1.0]"]
+    assert expand_generators(cfg)[-1].params == {"sigma": 1.0}
