@@ -10,11 +10,13 @@ spatial attention and, optionally, a temporal (3, 1, 1) convolution after every 
 temporal branch is residual with a zero-initialised output projection, so a fresh network is
 exactly the per-frame image network (VDM, Make-A-Video, Imagen Video do the same).
 
-Images travel either as static clips (all frames equal, handled like any video) or with their
-temporal branches switched off (``temporal`` mask in ``forward``), as chosen by the config.
+Images (``cond.fps`` = inf) travel either as static clips (all frames equal, handled like any
+video) or with their temporal branches switched off, as ``image_mode`` chooses.
 
-Tensor layout at the interface: (B, C, T, H, W). The network returns the raw output F of the EDM
-parameterisation; preconditioning and loss live in ``evalkit.generators.diffusion``.
+The call convention is FIT's (``evalkit.generators.conditioning``): ``net(c_in * x_sigma, c_noise,
+cond) -> F`` on (B, C, T, H, W), so preconditioning, loss, sampler and trainer are shared and the two
+baselines differ only in the network. The noise level, frame interval and original resolution are
+embedded with FIT's ``ScalarEmbedding`` and summed with the pooled text into ADM's embedding vector.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from evalkit.generators.conditioning import Conditioning, ScalarEmbedding, frame_interval
 from torch import nn
 
 from evalkit.errors import InputError
@@ -61,8 +64,10 @@ class UNetConfig:
     rel_pos_max_distance: int = 32
     #: how image samples pass: as static clips, or with every temporal branch switched off
     image_mode: ImageMode = "static_clip"
-    #: embed the frame rate into the conditioning embedding (images: frame interval 0)
+    #: embed the frame interval 1/fps into the conditioning embedding (images: interval 0)
     fps_conditioning: bool = True
+    #: embed the original (height, width) of the training clip, as FIT's resolution token does
+    resolution_conditioning: bool = True
 
     def __post_init__(self) -> None:
         if not self.channel_mult:
@@ -95,17 +100,6 @@ class UNetConfig:
 
 # --------------------------------------------------------------------------------------------------
 # embeddings
-
-
-def sinusoidal_embedding(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """ADM's timestep embedding of a float vector (B,) -> (B, dim), cos then sin."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=x.device) / half)
-    args = x.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = F.pad(emb, (0, 1))
-    return emb
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -298,9 +292,11 @@ class VideoUNet(nn.Module):
         ch0 = cfg.base_channels
         emb_dim = 4 * ch0
         self.emb_dim = emb_dim
-        self.sigma_mlp = nn.Sequential(nn.Linear(ch0, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.fps_mlp = (nn.Sequential(nn.Linear(ch0, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-                        if cfg.fps_conditioning else None)
+        # the same scalar embeddings (and scales) as FIT's conditioning tokens, summed as in ADM
+        self.sigma_embed = ScalarEmbedding(emb_dim, scale=1000.0, features=ch0)
+        self.fps_embed = ScalarEmbedding(emb_dim, scale=1000.0, features=ch0) if cfg.fps_conditioning else None
+        self.resolution_embed = (ScalarEmbedding(emb_dim, scale=1.0, num_values=2, features=ch0)
+                                 if cfg.resolution_conditioning else None)
         self.text_proj = nn.Linear(cfg.text_dim, cfg.cond_channels)
         self.text_norm = nn.LayerNorm(cfg.cond_channels)
         self.pool_proj = nn.Linear(cfg.cond_channels, emb_dim)
@@ -371,41 +367,31 @@ class VideoUNet(nn.Module):
                 f"with channel_mult={cfg.channel_mult}), got {h}x{w}; pad the video (Snap Video pads 36 -> 40)"
             )
 
-    def embed(self, c_noise: torch.Tensor, pooled: torch.Tensor, fps: torch.Tensor | None) -> torch.Tensor:
-        emb = self.sigma_mlp(sinusoidal_embedding(c_noise * 250.0, self.config.base_channels))
-        emb = emb + self.pool_proj(pooled)
-        if self.fps_mlp is not None:
-            # frame interval in 1/100 s; images (infinite frame rate) have interval 0
-            interval = torch.zeros_like(c_noise) if fps is None else torch.where(
-                torch.isfinite(fps) & (fps > 0), 100.0 / fps.clamp(min=1e-6), torch.zeros_like(fps))
-            emb = emb + self.fps_mlp(sinusoidal_embedding(interval.float(), self.config.base_channels))
+    def embed(self, c_noise: torch.Tensor, pooled: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """ADM's embedding vector: noise level + pooled text (+ frame interval + original resolution)."""
+        emb = self.sigma_embed(c_noise) + self.pool_proj(pooled)
+        if self.fps_embed is not None:
+            emb = emb + self.fps_embed(frame_interval(cond.fps.to(c_noise.device)))
+        if self.resolution_embed is not None:
+            emb = emb + self.resolution_embed(cond.resolution.to(c_noise.device))
         return emb
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        c_noise: torch.Tensor,
-        text: torch.Tensor,
-        text_mask: torch.Tensor | None = None,
-        fps: torch.Tensor | None = None,
-        is_image: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """x (B, C, T, H, W) already scaled by c_in; c_noise (B,); text (B, L, text_dim) tokens with
-        ``text_mask`` (B, L) True for real tokens; fps (B,) with inf or 0 for images; ``is_image`` (B,)
-        bool switches the temporal branches off for those samples when image_mode='skip_temporal'."""
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """Raw output F (B, C, T, H, W) for ``x`` = c_in * x_sigma, ``c_noise`` (B,) = ln(sigma)/4.
+
+        Reads ``cond.text``/``text_mask`` (tokens for cross-attention and pooling), ``cond.fps``
+        (inf marks images) and ``cond.resolution``; the shared call convention of
+        ``evalkit.generators.conditioning``.
+        """
         self.check_input(x)
         b, _, t, h, w = x.shape
-        if text_mask is None:
-            text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=x.device)
-        text_mask = text_mask.bool()
-        context = self.text_norm(self.text_proj(text))
+        text_mask = cond.text_mask.to(x.device).bool()
+        context = self.text_norm(self.text_proj(cond.text.to(x.device, x.dtype)))
         weights = text_mask.to(context.dtype)[..., None]
         pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        emb = self.embed(c_noise.reshape(-1).expand(b), pooled, fps)
+        emb = self.embed(c_noise.reshape(-1).expand(b).to(x.dtype), pooled, cond)
 
-        active = None
-        if self.config.image_mode == "skip_temporal" and is_image is not None:
-            active = ~is_image.bool()
+        active = ~cond.is_image.to(x.device) if self.config.image_mode == "skip_temporal" else None
         emb_f = emb.repeat_interleave(t, dim=0)
         ctx_f = context.repeat_interleave(t, dim=0)
         mask_f = text_mask.repeat_interleave(t, dim=0)

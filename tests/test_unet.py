@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.unet import (
     TemporalAttention,
     TemporalConv,
@@ -37,17 +38,21 @@ def _randomise(net: VideoUNet, *, temporal: bool) -> VideoUNet:
     return net
 
 
+def _cond(text, mask, fps=(8.0, 8.0), **kw) -> Conditioning:
+    return make_conditioning(text, mask, fps=torch.tensor(fps[: text.shape[0]]), resolution=(8, 8), **kw)
+
+
 def _inputs(b=2, t=4, h=8, w=8, seed=1):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(b, 3, t, h, w, generator=gen)
     c_noise = torch.randn(b, generator=gen)
     text = torch.randn(b, 5, 12, generator=gen)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]][:b], dtype=torch.bool)
-    return x, c_noise, text, mask
+    return x, c_noise, _cond(text, mask)
 
 
-def _per_frame(net: VideoUNet, x, c_noise, text, mask, **kw):
-    return torch.cat([net(x[:, :, i : i + 1], c_noise, text, mask, **kw) for i in range(x.shape[2])], dim=2)
+def _per_frame(net: VideoUNet, x, c_noise, cond):
+    return torch.cat([net(x[:, :, i : i + 1], c_noise, cond) for i in range(x.shape[2])], dim=2)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
@@ -66,16 +71,16 @@ def test_temporal_branches_start_as_identity():
     torch.manual_seed(0)
     net = _randomise(VideoUNet(TEST_CFG), temporal=False).eval()
     assert len(net.temporal_modules()) > 0
-    x, c_noise, text, mask = _inputs()
+    x, c_noise, cond = _inputs()
     with torch.no_grad():
-        video = net(x, c_noise, text, mask)
-        frames = _per_frame(net, x, c_noise, text, mask)
+        video = net(x, c_noise, cond)
+        frames = _per_frame(net, x, c_noise, cond)
     assert video.abs().mean() > 1e-3  # not trivially zero
     torch.testing.assert_close(video, frames, atol=1e-5, rtol=1e-5)
     # the same check fails once the temporal output projections are non-zero
     _randomise(net, temporal=True)
     with torch.no_grad():
-        assert not torch.allclose(net(x, c_noise, text, mask), _per_frame(net, x, c_noise, text, mask), atol=1e-4)
+        assert not torch.allclose(net(x, c_noise, cond), _per_frame(net, x, c_noise, cond), atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", [TemporalAttention, TemporalConv])
@@ -83,59 +88,66 @@ def test_each_temporal_branch_is_zero_at_init(kind):
     net = VideoUNet(TEST_CFG)
     mods = [m for m in net.temporal_modules() if isinstance(m, kind)]
     assert mods
-    x = torch.randn(2 * 4, mods[0].norm.num_channels, 4, 4)
-    for m in mods[:1]:
+    for m in mods:
+        x = torch.randn(2 * 4, m.norm.num_channels, 4, 4)
         torch.testing.assert_close(m(x, 4, None), x, atol=0, rtol=0)
 
 
 def test_skip_temporal_images_equal_per_frame_processing():
     net = _randomise(VideoUNet(dataclasses.replace(TEST_CFG, image_mode="skip_temporal")), temporal=False)
     _randomise(net, temporal=True).eval()
-    x, c_noise, text, mask = _inputs()
-    is_image = torch.tensor([True, False])
+    x, c_noise, cond = _inputs()
+    images = cond.replace(fps=torch.tensor([float("inf"), 8.0]))
     with torch.no_grad():
-        out = net(x, c_noise, text, mask, is_image=is_image)
-        frames = _per_frame(net, x, c_noise, text, mask, is_image=is_image)
-        mixed = net(x, c_noise, text, mask)
+        out = net(x, c_noise, images)
+        frames = _per_frame(net, x, c_noise, images)
+        mixed = net(x, c_noise, cond)
     torch.testing.assert_close(out[0], frames[0], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out[1], frames[1], atol=1e-4)
     torch.testing.assert_close(out[1], mixed[1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[0], mixed[0], atol=1e-4)
 
 
-def test_static_clip_mode_ignores_image_flag():
-    net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
-    x, c_noise, text, mask = _inputs()
+def test_static_clip_mode_keeps_temporal_layers_for_images():
+    cfg = dataclasses.replace(TEST_CFG, fps_conditioning=False)  # the image flag then changes nothing else
+    net = _randomise(_randomise(VideoUNet(cfg), temporal=False), temporal=True).eval()
+    x, c_noise, cond = _inputs()
+    images = cond.replace(fps=torch.tensor([float("inf"), float("inf")]))
     with torch.no_grad():
-        a = net(x, c_noise, text, mask, is_image=torch.tensor([True, True]))
-        b = net(x, c_noise, text, mask)
-    torch.testing.assert_close(a, b, atol=0, rtol=0)
+        torch.testing.assert_close(net(x, c_noise, images), net(x, c_noise, cond), atol=0, rtol=0)
+        skipping = VideoUNet(dataclasses.replace(cfg, image_mode="skip_temporal")).eval()
+        skipping.load_state_dict(net.state_dict())
+        assert not torch.allclose(skipping(x, c_noise, images), net(x, c_noise, images), atol=1e-4)
 
 
 def test_sample_does_not_depend_on_batch():
     net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
-    x, c_noise, text, mask = _inputs()
+    x, c_noise, cond = _inputs()
+    cond = cond.replace(fps=torch.tensor([8.0, float("inf")]))
+    second = _cond(cond.text[1:], cond.text_mask[1:], fps=(float("inf"),))
     with torch.no_grad():
-        both = net(x, c_noise, text, mask, fps=torch.tensor([8.0, float("inf")]))
-        second = net(x[1:], c_noise[1:], text[1:], mask[1:], fps=torch.tensor([float("inf")]))
-    torch.testing.assert_close(both[1:], second, atol=1e-5, rtol=1e-5)
+        both = net(x, c_noise, cond)
+        alone = net(x[1:], c_noise[1:], second)
+    torch.testing.assert_close(both[1:], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_conditioning_changes_output():
     net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).eval()
-    x, c_noise, text, mask = _inputs()
+    x, c_noise, cond = _inputs()
     with torch.no_grad():
-        base = net(x, c_noise, text, mask)
-        assert not torch.allclose(base, net(x, c_noise + 1, text, mask), atol=1e-4)
-        assert not torch.allclose(base, net(x, c_noise, text * 2, mask), atol=1e-4)
-        assert not torch.allclose(base, net(x, c_noise, text, mask, fps=torch.tensor([2.0, 2.0])), atol=1e-4)
-        dropped = net(x, c_noise, torch.zeros_like(text), torch.zeros_like(mask))  # all tokens masked
+        base = net(x, c_noise, cond)
+        assert not torch.allclose(base, net(x, c_noise + 1, cond), atol=1e-4)
+        assert not torch.allclose(base, net(x, c_noise, cond.replace(text=cond.text * 2)), atol=1e-4)
+        assert not torch.allclose(base, net(x, c_noise, cond.replace(fps=torch.tensor([2.0, 2.0]))), atol=1e-4)
+        assert not torch.allclose(base, net(x, c_noise, cond.replace(resolution=torch.ones(2, 2))), atol=1e-4)
+        dropped = net(x, c_noise, cond.without_text())  # every token masked: the unconditional branch
     assert torch.isfinite(dropped).all()
 
 
 def test_backward_reaches_every_parameter():
     net = _randomise(_randomise(VideoUNet(TEST_CFG), temporal=False), temporal=True).train()
-    x, c_noise, text, mask = _inputs()
-    net(x, c_noise, text, mask).square().mean().backward()
+    x, c_noise, cond = _inputs()
+    net(x, c_noise, cond).square().mean().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
 
@@ -143,7 +155,7 @@ def test_backward_reaches_every_parameter():
 def test_indivisible_resolution_is_a_clear_error():
     net = VideoUNet(unet_config("unet-tiny"))
     with pytest.raises(InputError, match=r"divisible by 2 .*got 9x8"):
-        net(torch.zeros(1, 3, 2, 9, 8), torch.zeros(1), torch.zeros(1, 3, 384))
+        net(torch.zeros(1, 3, 2, 9, 8), torch.zeros(1), _cond(torch.zeros(1, 3, 384), torch.ones(1, 3)))
     with torch.device("meta"):
         big = VideoUNet(UNET_CONFIGS["unet-85m"])
     with pytest.raises(InputError, match=r"divisible by 8 .*got 36x64"):
