@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from evalkit.config import load_config
 from evalkit.runconfig import RunConfig
+from evalkit.store import read_results
 
 EXAMPLES = """examples:
   evalkit run configs/quickstart.yaml --out runs/qs
@@ -61,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("allow_random_weights=true")
     config = load_config(RunConfig, args.config, overrides)
     out = args.out or Path("runs") / config.name
-    rows = execute(config, out, args.resume, progress=not args.no_progress)
-    print_rows(rows)
-    if rows:
+    execute(config, out, args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_rows(read_results(out / "results.sqlite"))
         print(f"\nresults: {out / 'results.sqlite'}   (evalkit report {out})")
     return 0

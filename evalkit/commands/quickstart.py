@@ -1,0 +1,58 @@
+"""`evalkit quickstart`: run the built-in shapes benchmark end to end and write a report."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from pathlib import Path
+
+from evalkit.config import load_config
+from evalkit.runconfig import RunConfig
+
+EXAMPLES = """examples:
+  evalkit quickstart                       # writes runs/quickstart/
+  evalkit quickstart --out /tmp/qs --samples 64
+  evalkit quickstart --out runs/quickstart --resume
+"""
+
+
+def quickstart_config_path() -> Path:
+    return Path(str(resources.files("evalkit.configs"))) / "quickstart.yaml"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quickstart", help="run the built-in shapes benchmark and write a report",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run directory (default: runs/quickstart)")
+    p.add_argument("--samples", type=int, default=None, help="generated and real samples per generator (default: protocol's)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted quickstart in --out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the quickstart config")
+    p.add_argument("--no-report", action="store_true", help="skip the report step")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from evalkit.commands.run import execute, print_rows
+    from evalkit.store import read_results
+
+    overrides = list(args.overrides)
+    if args.samples:
+        overrides.append(f"protocol_overrides={{shapes: [num_samples={args.samples}, num_real={args.samples}]}}")
+    config = load_config(RunConfig, quickstart_config_path(), overrides)
+    print(f"evalkit quickstart: {len(config.generators)} generator entries on {', '.join(config.protocols)} -> {args.out}")
+    execute(config, args.out, args.resume, progress=not args.no_progress)
+    rows = read_results(args.out / "results.sqlite")
+    print_rows(rows)
+    if not args.no_report:
+        try:
+            from evalkit.commands import report
+        except ModuleNotFoundError:
+            report = None
+        if report is not None:
+            report_args = argparse.Namespace(run_dirs=[args.out], out=args.out / "report", format="md,csv,tex,html",
+                                             bootstrap=None, seed=0)
+            report.run(report_args)
+    print(f"\nresults: {args.out / 'results.sqlite'}")
+    return 0
