@@ -1,0 +1,1 @@
+"""Data files shipped with the dataset loaders (official split lists, prompt sets)."""
