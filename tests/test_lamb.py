@@ -1,0 +1,122 @@
+"""Our LAMB against timm's (NvLAMB semantics) and against hand-written special cases."""
+
+import copy
+
+import pytest
+import torch
+from timm.optim import Lamb as TimmLamb
+
+from evalkit.generators.lamb import Lamb, param_groups_no_decay, trust_ratio
+
+
+def _mlp(seed: int = 0, dtype=torch.float64) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3)).to(dtype)
+
+
+def _run(model, opt, steps: int = 6, seed: int = 1) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+        y = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean() * 50  # large gradients so clipping is active
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("trust_clip", [False, True])
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+@pytest.mark.parametrize("always_adapt", [False, True])
+def test_matches_timm(weight_decay, trust_clip, max_grad_norm, always_adapt):
+    a, b = _mlp(), _mlp()
+    ours = Lamb(a.parameters(), lr=1e-2, betas=(0.9, 0.99), weight_decay=weight_decay, trust_clip=trust_clip,
+                max_grad_norm=max_grad_norm, always_adapt=always_adapt)
+    ref = TimmLamb(b.parameters(), lr=1e-2, betas=(0.9, 0.99), weight_decay=weight_decay, trust_clip=trust_clip,
+                   max_grad_norm=max_grad_norm, always_adapt=always_adapt, foreach=False)
+    _run(a, ours)
+    _run(b, ref)
+    moved = max((p - q).abs().max().item() for p, q in zip(a.parameters(), _mlp().parameters()))
+    assert moved > 1e-3  # the comparison is not between two untouched models
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-12)
+
+
+def test_matches_timm_param_groups_and_foreach_float32():
+    a, b = _mlp(dtype=torch.float32), _mlp(dtype=torch.float32)
+    ours = Lamb(param_groups_no_decay(a, 0.01), lr=5e-3, betas=(0.9, 0.99))
+    ref = TimmLamb(param_groups_no_decay(b, 0.01), lr=5e-3, betas=(0.9, 0.99), max_grad_norm=None)  # foreach path
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        x, y = torch.randn(8, 5, generator=gen), torch.randn(8, 3, generator=gen)
+        for m, o in ((a, ours), (b, ref)):
+            o.zero_grad()
+            ((m(x) - y) ** 2).mean().backward()
+            o.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_mode_equals_adam_with_l2():
+    torch.manual_seed(0)
+    w0 = torch.randn(4, 3, dtype=torch.float64)
+    p = torch.nn.Parameter(w0.clone())
+    opt = Lamb([p], lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.05, adam=True)
+    m = torch.zeros_like(w0)
+    v = torch.zeros_like(w0)
+    w = w0.clone()
+    for t in range(1, 4):
+        g = torch.full_like(w0, 0.3 * t) + w0
+        p.grad = g.clone()
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        u = (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-6) + 0.05 * w
+        w = w - 0.1 * u
+        torch.testing.assert_close(p.detach(), w, rtol=0, atol=1e-12)
+
+
+def test_trust_ratio_is_one_for_zero_weights_and_clipped():
+    zero = torch.zeros(3)
+    assert trust_ratio(zero, torch.ones(3)).item() == 1.0
+    assert trust_ratio(torch.ones(3), zero).item() == 1.0
+    w, u = torch.full((4,), 3.0), torch.full((4,), 1.0)
+    assert trust_ratio(w, u).item() == pytest.approx(3.0)
+    assert trust_ratio(w, u, clip=True).item() == 1.0
+    assert trust_ratio(w * 10, u, weight_norm_clamp=10.0).item() == pytest.approx(10.0 / 2.0)
+    # zero weights: the first LAMB step is a plain Adam step of size lr
+    p = torch.nn.Parameter(torch.zeros(5))
+    p.grad = torch.ones(5)
+    Lamb([p], lr=0.5, weight_decay=0.01).step()
+    torch.testing.assert_close(p.detach(), torch.full((5,), -0.5), rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_round_trip_continues_identically():
+    a = _mlp()
+    opt = Lamb(a.parameters(), lr=1e-2)
+    _run(a, opt, steps=3)
+    b = copy.deepcopy(a)
+    opt_b = Lamb(b.parameters(), lr=1e-2)
+    opt_b.load_state_dict(copy.deepcopy(opt.state_dict()))
+    _run(a, opt, steps=3, seed=9)
+    _run(b, opt_b, steps=3, seed=9)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_rejects_bad_hyper_parameters():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="lr"):
+        Lamb(p, lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        Lamb(p, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        Lamb(p, max_grad_norm=0)
+
+
+def test_no_decay_groups():
+    m = _mlp()
+    groups = param_groups_no_decay(m, 0.1)
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    assert all(p.ndim >= 2 for p in groups[0]["params"]) and all(p.ndim < 2 for p in groups[1]["params"])
