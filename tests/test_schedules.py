@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from evalkit.generators.schedules import EMA, WarmupCosine, ema_beta, half_life_steps_to_samples
 
 
