@@ -2,6 +2,7 @@
 
 import importlib as _importlib
 
+from evalkit.metrics import clipsim, detectors, fid, kid  # noqa: F401, E402  (register the variants)
 from evalkit.metrics.base import Detector, Metric, MetricValue, build_detector, build_metric  # noqa: F401
 from evalkit.metrics.frechet import FrechetMetric, FrechetResult, frechet_distance  # noqa: F401
 from evalkit.metrics.inception_score import InceptionScore  # noqa: F401

@@ -6,6 +6,8 @@ matrix square root, and that moves the last digits (sometimes more), so the meth
 - ``"scipy-pytorch-fid"``: pytorch-fid 0.3.0 / clean-fid. ``scipy.linalg.sqrtm(S1 @ S2)``; when the result
   is not finite, retry with 1e-6 added to both diagonals; raise if any *diagonal* imaginary part exceeds
   1e-3, otherwise keep the real part.
+- ``"scipy-clean-fid"``: clean-fid 0.1.35. As pytorch-fid, but the imaginary-component check is disabled
+  (the real part is always kept; a large imaginary diagonal is recorded as a warning here).
 - ``"scipy-real"``: StyleGAN-V / cd-fvd / fvd-comparison. Same sqrtm, no retry, real part of the whole
   expression (imaginary parts dropped without a check).
 - ``"svd-tfgan"``: TF-GAN (the TF FVD reference). Tr(sqrt(sqrt(S1) S2 sqrt(S1))) where every symmetric
@@ -39,8 +41,8 @@ from evalkit.metrics.stats import CovDivisor, FeatureStats
 
 from evalkit.errors import EvalkitError, InputError
 
-SqrtMethod = Literal["scipy-pytorch-fid", "scipy-real", "svd-tfgan", "svd-torch"]
-SQRT_METHODS: tuple[str, ...] = ("scipy-pytorch-fid", "scipy-real", "svd-tfgan", "svd-torch")
+SqrtMethod = Literal["scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch"]
+SQRT_METHODS: tuple[str, ...] = ("scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch")
 
 #: pytorch-fid's diagonal offset for a singular product
 PYTORCH_FID_EPS = 1e-6
@@ -141,7 +143,7 @@ def _check_inputs(mu1, sigma1, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.
 
 def _raw_distance(mu1, sigma1, mu2, sigma2, method: str, notes: list[str]) -> tuple[float, bool, float | None]:
     """The reference expression; returns (value, retried, sqrtm residual)."""
-    if method == "scipy-pytorch-fid":
+    if method in ("scipy-pytorch-fid", "scipy-clean-fid"):
         diff = mu1 - mu2
         covmean, residual = _sqrtm(sigma1.dot(sigma2), notes)
         retried = False
@@ -153,10 +155,12 @@ def _raw_distance(mu1, sigma1, mu2, sigma2, method: str, notes: list[str]) -> tu
         if np.iscomplexobj(covmean):
             if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
                 largest = float(np.max(np.abs(covmean.imag)))
-                raise FrechetError(
-                    f"Imaginary component {largest:.4g} in sqrtm(S1 S2) (pytorch-fid rule: diagonal imaginary "
-                    "parts must stay below 1e-3); usually too few samples for the feature dimension"
-                )
+                if method == "scipy-pytorch-fid":
+                    raise FrechetError(
+                        f"Imaginary component {largest:.4g} in sqrtm(S1 S2) (pytorch-fid rule: diagonal imaginary "
+                        "parts must stay below 1e-3); usually too few samples for the feature dimension"
+                    )
+                notes.append(f"dropped imaginary component {largest:.4g} of sqrtm (clean-fid rule)")
             covmean = covmean.real
         value = float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
         return value, retried, residual

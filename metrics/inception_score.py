@@ -27,6 +27,7 @@ from evalkit.metrics.base import Metric, MetricValue
 from evalkit.metrics.stats import as_feature_matrix
 
 from evalkit.errors import InputError
+from evalkit.registry import METRICS
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -143,3 +144,14 @@ class InceptionScore(Metric):
     @property
     def n_fake(self) -> int:
         return int(sum(c.shape[0] for c in self._chunks))
+
+
+@METRICS.register("is:image")
+class ImageInceptionScore(InceptionScore):
+    """Frame IS: pytorch-fid Inception 1008 logits without fc bias, softmax, 10 consecutive splits, np.std."""
+
+    variant: ClassVar[str] = "image"
+    detector: ClassVar[str] = "inception-pytorch-fid-logits"
+    input_kind: ClassVar[Literal["probs", "logits"]] = "logits"
+    convention: ClassVar[Literal["splits", "runs"]] = "splits"
+    splits: ClassVar[int] = 10
