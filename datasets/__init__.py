@@ -1,5 +1,6 @@
 """Datasets and protocols' data side. Importing this package registers the built-in dataset kinds."""
 
+import evalkit.datasets.folder  # noqa: F401,E402
 import evalkit.datasets.msrvtt  # noqa: F401,E402
 import evalkit.datasets.shapes  # noqa: F401,E402
 import evalkit.datasets.ucf101  # noqa: F401,E402
