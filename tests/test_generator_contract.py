@@ -63,7 +63,14 @@ def instances(tmp_path_factory):
         if name not in made:
             cls = GENERATORS.get(name)
             factory = getattr(cls, "test_instance", None)
-            made[name] = factory(tmp_path_factory.mktemp(name)) if factory else cls(cls.Config())
+            if factory is not None:
+                made[name] = factory(tmp_path_factory.mktemp(name))
+            else:
+                try:
+                    made[name] = cls(cls.Config())
+                except EvalkitError as exc:
+                    pytest.fail(f"{name}: the default config does not build ({exc}); give {cls.__name__} a "
+                                "test_instance(workdir) classmethod (see this module's docstring)")
         return made[name]
 
     return get

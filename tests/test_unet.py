@@ -177,3 +177,72 @@ def test_relative_bucket_matches_t5():
     ours = relative_position_bucket(rel, 32, 32)
     ref = t5.T5Attention._relative_position_bucket(rel, bidirectional=True, num_buckets=32, max_distance=32)
     torch.testing.assert_close(ours, ref)
+
+
+# --------------------------------------------------------------------------------------------------
+# the trainable model and the unet-video generator
+
+
+def _tiny_model_spec():
+    return {"base": "unet-tiny", "frames": 4, "height": 16, "width": 16, "video_height": 12, "video_width": 16,
+            "unet": {"base_channels": 16, "head_channels": 16}}
+
+
+def test_model_shares_fit_diffusion_and_sizes():
+    from evalkit.generators.diffusion import SigmaInEDM
+    from evalkit.generators.unet_configs import resolve_unet_model_config
+    from evalkit.generators.unet_generator import build_unet_model
+
+    model = build_unet_model("unet-tiny", text_dim=384)
+    assert isinstance(model.diffusion, SigmaInEDM)
+    assert model.sigma_in == 4.0  # 16 frames at 64 px, as fit-tiny
+    assert model.clip_shape == (16, 36, 64) and model.noise_shape() == (3, 16, 40, 64)
+    with pytest.raises(ConfigError, match="44x64 must be divisible by 8"):
+        resolve_unet_model_config({"base": "unet-tiny", "height": 44, "unet": {"channel_mult": [1, 2, 2, 2]}})
+
+
+def test_training_loss_backward_with_images():
+    from evalkit.generators.unet_generator import trainable_unet
+
+    from evalkit.video import VideoSpec
+
+    torch.manual_seed(0)
+    model = trainable_unet({"model": _tiny_model_spec()}, text_dim=12, spec=VideoSpec(4, 12, 16, 8.0))
+    videos = torch.randint(0, 256, (2, 4, 12, 16, 3), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(0)
+    loss = model.loss(videos, torch.randn(2, 5, 12), torch.ones(2, 5, dtype=torch.bool), torch.tensor([8.0, 8.0]),
+                      torch.tensor([False, True]), gen)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ConfigError, match="model makes 4x12x16 clips"):
+        trainable_unet({"model": _tiny_model_spec()}, text_dim=12, spec=VideoSpec(4, 16, 16, 8.0))
+
+
+def test_generator_loads_exported_weights(tmp_path):
+    from evalkit.generators.checkpoints import save_weights
+    from evalkit.generators.unet_generator import UNetVideoGenerator, build_unet_model
+
+    from evalkit.errors import WeightsError
+    from evalkit.video import VideoSpec
+
+    enc = {"name": "hashed", "params": {"dim": 16, "max_length": 8}}
+    torch.manual_seed(3)
+    model = build_unet_model(_tiny_model_spec(), text_dim=16)
+    _randomise(_randomise(model.net, temporal=False), temporal=True)
+    path = save_weights(tmp_path / "w.safetensors", model.state_dict(),
+                        {"model": {"name": "unet-video", "params": {"model": _tiny_model_spec()}}, "text_encoder": enc})
+    gen = UNetVideoGenerator(UNetVideoGenerator.Config(checkpoint=str(path), steps=2))
+    assert not gen.random_weights and gen.encoder.name == "hashed"
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(gen.model.state_dict()[key], value, atol=0, rtol=0)
+    spec = VideoSpec(frames=4, height=12, width=16, fps=8.0)
+    videos = gen.generate(["a red circle", "a blue square"], [1, 2], spec)
+    assert videos.shape == (2, 4, 12, 16, 3) and gen.last_nfe == 3 * 2  # 2 Heun steps, guided
+    with pytest.raises(InputError, match="asks for 4 frames at 16x16"):
+        gen.generate(["x"], [0], VideoSpec(frames=4, height=16, width=16))
+    wrong = save_weights(tmp_path / "fit.safetensors", model.state_dict(), {"model": {"name": "snapvideo-fit"}})
+    with pytest.raises(WeightsError, match="expected 'unet-video'"):
+        UNetVideoGenerator(UNetVideoGenerator.Config(checkpoint=str(wrong)))
+    with pytest.raises(ConfigError, match="checkpoint"):
+        UNetVideoGenerator(UNetVideoGenerator.Config())
