@@ -52,11 +52,19 @@ def _as_samples(features: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def feed(metric: Metric, features: np.ndarray, *, real: bool) -> None:
+    """Update a metric the way the runner does: per-frame rows (n, T, D) enter as n*T feature rows."""
+    features = np.asarray(features)
+    if features.ndim == 3:
+        features = features.reshape(-1, features.shape[-1])
+    metric.update(features, real=real)
+
+
 def _compute(factory: Callable[[], Metric], fake: np.ndarray, real: np.ndarray | None) -> float:
     metric = factory()
-    metric.update(fake, real=False)
+    feed(metric, fake, real=False)
     if real is not None:
-        metric.update(real, real=True)
+        feed(metric, real, real=True)
     return float(metric.compute().value)
 
 

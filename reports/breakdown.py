@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from evalkit.reports.bootstrap import feed
 from evalkit.reports.features import load_fake_features, load_fake_indices, load_plan
 
 from evalkit.errors import EvalkitError
@@ -38,7 +39,7 @@ def label_breakdown(
         if mask.sum() < min_samples:
             continue
         instance = cls()
-        instance.update(feats[mask], real=False)
+        feed(instance, feats[mask], real=False)
         rows.append({"generator": generator, "protocol": protocol, "metric": name, "variant": variant,
                      "label": label, "value": float(instance.compute().value), "n": int(mask.sum())})
     return pd.DataFrame.from_records(rows, columns=BREAKDOWN_COLUMNS)
