@@ -98,8 +98,8 @@ class TGANv2C3D(nn.Module):
         x = x.flip(1) * 128.0  # RGB -> BGR, x128 (TGANv2's fixed 1x1x1 'pre' conv)
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        frames = F.interpolate(frames, size=(SIZE, SIZE), mode="bilinear", align_corners=True)
-        x = frames.reshape(b, t, c, SIZE, SIZE).transpose(1, 2) + self.bias
+        frames = F.interpolate(frames, size=(112, 112), mode="bilinear", align_corners=True)
+        x = frames.reshape(b, t, c, 112, 112).transpose(1, 2) + self.bias
         return F.softmax(self.c3d(x), dim=1)
 
 
