@@ -106,10 +106,13 @@ class GuidedDenoiser:
         self.carry: torch.Tensor | None = cond.carry
         self.stats = SampleStats()
 
-    def _call(self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning):
+    def _call(self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, repeat: int = 1):
         self.stats.net_calls += 1
         self.stats.evaluations += x.shape[0]
-        return self.diffusion.denoise(self.net, x, sigma, cond.replace(carry=self.carry), self.si)
+        carry = self.carry
+        if carry is not None and repeat > 1:
+            carry = torch.cat([carry] * repeat)
+        return self.diffusion.denoise(self.net, x, sigma, cond.replace(carry=carry), self.si)
 
     def __call__(self, x: torch.Tensor, sigma: float, step: int) -> torch.Tensor:
         """Pixel-scale denoised estimate at noise level ``sigma`` for Heun step ``step``."""
@@ -120,7 +123,8 @@ class GuidedDenoiser:
             d, carry = self._call(x, sig, self.cond)
         elif self.config.guidance_mode == "batched":
             both, carry = self._call(torch.cat([x, x]), torch.cat([sig, sig]),
-                                     Conditioning.cat([self.cond, self.uncond]))
+                                     Conditioning.cat([self.cond.replace(carry=None), self.uncond.replace(carry=None)]),
+                                     repeat=2)
             carry = carry[:b] if carry is not None else None
             d_c, d_u = both[:b], both[b:]
             d = d_u + w * (d_c - d_u)
