@@ -8,6 +8,7 @@
 | ``fvd:tats``              | i3d-tats             | N-1     | svd-torch   | TATS ``tats/fvd/fvd.py``     |
 | ``fvd:cd-fvd-i3d``        | i3d-cd-fvd           | N       | scipy-real  | cd-fvd 0.1.1, model='i3d'    |
 | ``fvd:cd-fvd-videomae``   | videomae-v2-cd-fvd   | N       | scipy-real  | cd-fvd 0.1.1, model='videomae'|
+| ``fvd:fvd-comparison``    | i3d-torchscript      | N-1     | scipy-real  | fvd-comparison ``our_fvd.py``|
 +---------------------------+----------------------+---------+-------------+------------------------------+
 
 Order of the two sets inside the square root (``real_first``): StyleGAN-V computes
@@ -90,3 +91,17 @@ class FVDCdFvdVideoMAE(FVD):
     cov_divisor: ClassVar[CovDivisor] = "N"
     sqrt_method: ClassVar[SqrtMethod] = "scipy-real"
     real_first: ClassVar[bool] = True
+
+
+@METRICS.register("fvd:fvd-comparison")
+class FVDComparison(FVD):
+    """fvd-comparison ``our_fvd.py`` (the TorchScript port checked against TF): ``np.cov`` (N-1), scipy sqrtm.
+
+    Its README's 10.1381 (128 vs 128 uniform videos) used this formula, not StyleGAN-V's divisor N.
+    """
+
+    variant: ClassVar[str] = "fvd-comparison"
+    detector: ClassVar[str] = "i3d-torchscript"
+    cov_divisor: ClassVar[CovDivisor] = "N-1"
+    sqrt_method: ClassVar[SqrtMethod] = "scipy-real"
+    real_first: ClassVar[bool] = False
