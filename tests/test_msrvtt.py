@@ -248,3 +248,19 @@ def test_truncated_video_is_an_error_or_a_recorded_skip(small_root, tmp_path):
     ds = make({"root": str(root), "skip_unreadable": True})
     assert trace(ds.real_clips([1], 0)[0])[0] == 2  # the next video stands in, and the skip is listed
     assert len(ds.skipped) == 1 and ds.skipped[0].startswith(str(target))
+
+
+@pytest.mark.parametrize("name, n", [("msrvtt-zeroshot/snapvideo", 59800), ("msrvtt-zeroshot/one-caption", 2990)])
+def test_shipped_protocols_build_their_plans(name, n, test_json):
+    from evalkit.protocols import load_protocol
+    from evalkit.registry import METRICS
+
+    proto = load_protocol(name, [f"dataset.params.annotations={test_json}"])
+    assert proto.num_samples == n and proto.sources and all(m in METRICS for m in proto.metrics)
+    ds = make(proto.dataset.params, proto.video.spec())
+    plan = ds.plan(proto.num_samples, proto.seed)
+    assert len(plan) == n
+    assert len({s.label for s in plan}) == 2990
+    if n == 59800:
+        assert len({s.meta["sen_id"] for s in plan}) == 59800
+        assert proto.metrics == ["clipsim:vit-b-32", "clip-fid", "fvd:styleganv"]

@@ -337,3 +337,36 @@ def test_truncated_video_is_an_error_or_a_recorded_skip(ucf_root, tmp_path):
     clip = ds.real_clips([0], 0)[0]
     assert decode_colours(clip)[0] == ucf_root["numbers"]["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi"]
     assert len(ds.skipped) == 1 and ds.skipped[0].startswith(str(target))
+
+
+# ---- shipped protocol files ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ucf101-zeroshot/snapvideo", "ucf101-zeroshot/videopoet", "ucf101-zeroshot/classname"])
+def test_shipped_protocols_build_their_plans(name):
+    from evalkit.protocols import load_protocol
+    from evalkit.registry import METRICS
+
+    proto = load_protocol(name)
+    assert proto.name == name and proto.sources and proto.dataset.kind == "ucf101"
+    assert all(m in METRICS for m in proto.metrics)
+    cls = DATASETS.get("ucf101")
+    ds = cls(from_dict(cls.Config, proto.dataset.params), proto.video.spec())
+    plan = ds.plan(proto.num_samples, proto.seed)
+    assert len(plan) == proto.num_samples
+    assert ds.num_real(proto.num_real) == proto.num_real
+    labels = collections.Counter(s.label for s in plan)
+    if name.endswith("classname"):
+        assert set(labels.values()) == {100} and plan[0].prompt == human_name(plan[0].label)
+    else:
+        assert len(labels) == 101 and plan[0].prompt in ds.class_prompts
+
+
+def test_snapvideo_protocol_settings():
+    from evalkit.protocols import load_protocol
+
+    proto = load_protocol("ucf101-zeroshot/snapvideo")
+    assert (proto.num_samples, proto.video.frames, proto.video.fps) == (10000, 16, 24.0)
+    assert proto.metrics == ["fvd:styleganv", "is:c3d-styleganv"]
+    assert [288, 288] in proto.eval_resolutions
+    assert proto.dataset.params["class_frequencies"] == "train+test"
