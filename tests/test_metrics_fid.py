@@ -69,10 +69,17 @@ def _write_pngs(frames: torch.Tensor, folder: Path) -> list[str]:
     return files
 
 
-def test_pytorch_fid_features_equal_pytorch_fid_pipeline(pytorch_fid_detector, fid_weights, videos, tmp_path):
+@pytest.fixture(scope="module")
+def features(pytorch_fid_detector, videos) -> tuple[torch.Tensor, torch.Tensor]:
+    real, fake = videos
+    return pytorch_fid_detector(real), pytorch_fid_detector(fake)
+
+
+def test_pytorch_fid_features_equal_pytorch_fid_pipeline(pytorch_fid_detector, fid_weights, videos, features,
+                                                         tmp_path):
     real, _ = videos
     files = _write_pngs(real, tmp_path / "real")
-    ours = pytorch_fid_detector(real).double().numpy()
+    ours = features[0].double().numpy()
     assert ours.shape == (4, 2048) and pytorch_fid_detector.per_frame
     reference = fid_score.get_activations(files, _reference_model(fid_weights), batch_size=3, dims=2048,
                                           device="cpu", num_workers=0)
@@ -82,9 +89,8 @@ def test_pytorch_fid_features_equal_pytorch_fid_pipeline(pytorch_fid_detector, f
     assert pytorch_fid_detector.weights_digest == W.file_digest(fid_weights)
 
 
-def test_fid_metric_equals_pytorch_fid_on_same_features(pytorch_fid_detector, videos):
-    real, fake = videos
-    fr, ff = pytorch_fid_detector(real).double().numpy(), pytorch_fid_detector(fake).double().numpy()
+def test_fid_metric_equals_pytorch_fid_on_same_features(features):
+    fr, ff = features[0].double().numpy(), features[1].double().numpy()
     # A 16-d slice keeps scipy's sqrtm fast; the 2048-d path is the same code (heavy test below).
     fr, ff = fr[:, :16], ff[:, :16]
     fr = np.concatenate([fr, fr * 1.1 + 0.01, fr[::-1] * 0.9], axis=0)
@@ -122,12 +128,12 @@ def test_fid_end_to_end_equals_calculate_fid_given_paths(pytorch_fid_detector, f
     assert metric.compute().value == pytest.approx(expected, rel=1e-4)
 
 
-def test_logits_detector_is_fc_without_bias(fid_weights, pytorch_fid_detector, videos):
+def test_logits_detector_is_fc_without_bias(fid_weights, features, videos):
     real, _ = videos
     with W.overrides({"pytorch-fid-inception": fid_weights}):
         logits = build_detector("inception-pytorch-fid-logits")(real)
     state = torch.load(fid_weights, weights_only=True)
-    expected = pytorch_fid_detector(real) @ state["fc.weight"].T
+    expected = features[0] @ state["fc.weight"].T
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
     assert logits.shape == (4, 1008)
 
