@@ -10,6 +10,7 @@ averaged (mean ± standard deviation over seeds).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -56,6 +57,15 @@ def _common_label(labels: list[str]) -> str:
     return prefix.rstrip(SEPARATORS)
 
 
+def _without_seed(label: str) -> str:
+    """Drop seed items from a sweep label: ``fit[steps=8,seed=1]`` -> ``fit[steps=8]``."""
+    match = re.fullmatch(r"(.*)\[(.*)\]", label)
+    if not match:
+        return label
+    items = [item for item in match.group(2).split(",") if not is_seed_key(item.partition("=")[0].strip())]
+    return f"{match.group(1)}[{','.join(items)}]" if items else match.group(1)
+
+
 def aggregate_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     """Collapse rows that differ only in seed settings into one row per setting.
 
@@ -81,7 +91,7 @@ def aggregate_seeds(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         first = group.iloc[0].copy()
         spread = seed_spread(list(group["value"]))
-        labels = list(dict.fromkeys(group["label"] if "label" in group else group["generator"]))
+        labels = list(dict.fromkeys(_without_seed(x) for x in group["label"]))
         first["generator"] = (labels[0] if len(labels) == 1 else _common_label(labels)) or first["generator_name"]
         first["value"] = spread.mean
         first["std"] = spread.std

@@ -62,15 +62,17 @@ def speed_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
     return measured
 
 
-def _yerr(group: pd.DataFrame) -> np.ndarray | None:
-    low = (group["value"] - group["ci_low"]).to_numpy(dtype=float)
-    high = (group["ci_high"] - group["value"]).to_numpy(dtype=float)
+def _bounds(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends: the stored/bootstrap interval, else value ± std (spread over seeds), else NaN.
+
+    A bias-corrected (basic) bootstrap interval may lie beside its point value, so intervals are
+    drawn as segments from low to high rather than as symmetric error bars.
+    """
+    value = group["value"].to_numpy(dtype=float)
     std = group["std"].to_numpy(dtype=float)
-    low = np.where(np.isnan(low), std, low)
-    high = np.where(np.isnan(high), std, high)
-    if np.isnan(low).all():
-        return None
-    return np.vstack([np.nan_to_num(low), np.nan_to_num(high)])
+    low = group["ci_low"].to_numpy(dtype=float)
+    high = group["ci_high"].to_numpy(dtype=float)
+    return np.where(np.isnan(low), value - std, low), np.where(np.isnan(high), value + std, high)
 
 
 def plot_speed_quality(points: pd.DataFrame, protocol: str, metric: str, variant: str, path: Path) -> Path | None:
@@ -87,7 +89,14 @@ def plot_speed_quality(points: pd.DataFrame, protocol: str, metric: str, variant
         for family, group in sel[sel[col].notna()].groupby("family", sort=True):
             group = group.sort_values(["sweep_value", col], na_position="last")
             partial = group["status"] == "partial"
-            ax.errorbar(group[col], group["value"], yerr=_yerr(group), marker="o", capsize=3, label=str(family))
+            (line,) = ax.plot(group[col], group["value"], marker="o", label=str(family))
+            low, high = _bounds(group)
+            has = ~np.isnan(low) & ~np.isnan(high)
+            if has.any():
+                xs = group[col].to_numpy(dtype=float)[has]
+                ax.vlines(xs, low[has], high[has], color=line.get_color(), alpha=0.7)
+                ax.scatter(np.concatenate([xs, xs]), np.concatenate([low[has], high[has]]), marker="_",
+                           color=line.get_color(), s=60)
             if partial.any():
                 ax.scatter(group.loc[partial, col], group.loc[partial, "value"], facecolors="white",
                            edgecolors="black", zorder=3, label=f"{family} (partial)")

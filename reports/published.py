@@ -16,6 +16,8 @@ from evalkit.errors import ConfigError
 
 PUBLISHED_FILE = Path(__file__).parent / "data" / "published.yaml"
 CONFIDENCE = ("paper", "pages", "unverified")
+PUBLISHED_COLUMNS = ["table", "title", "reference", "protocol_family", "generator", "metric", "metric_label", "value",
+                     "higher_is_better", "confidence", "notes", "source"]
 
 
 def normalise_metric(name: str) -> str:
@@ -85,7 +87,7 @@ def published_frame(tables: list[str] | None = None, path: str | Path = PUBLISHE
                     "confidence": row.get("confidence", "paper"), "notes": row.get("notes", ""),
                     "source": "reported",
                 })
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, columns=PUBLISHED_COLUMNS)
 
 
 def protocol_matches(protocol: str, family: str) -> bool:
