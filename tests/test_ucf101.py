@@ -15,6 +15,8 @@ import pytest
 import torch
 from evalkit.datasets.clips import ClipSampler, ClipTooShortError, resize_video
 from evalkit.datasets.ucf101 import UCF101, human_name, read_class_index, shipped_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from evalkit import video_io
@@ -142,6 +144,23 @@ def test_clip_sampler_rules():
     assert ClipSampler(16, "first", fps=24.0).indices(30, native_fps=25.0) == list(range(16))
     with pytest.raises(ClipTooShortError, match="v.avi: has 15 frames, fewer than the 16"):
         ClipSampler(16, "first").indices(15, name="v.avi")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frames=st.integers(1, 24), stride=st.integers(1, 4), extra=st.integers(0, 40),
+    start=st.sampled_from(["random", "central", "first"]), seed=st.integers(0, 2**32),
+)
+def test_clip_indices_stay_inside_the_video(frames, stride, extra, start, seed):
+    sampler = ClipSampler(frames, start, stride)
+    length = sampler.span(25.0) + extra
+    idx = sampler.indices(length, 25.0, np.random.default_rng(seed))
+    assert len(idx) == frames and 0 <= idx[0] and idx[-1] < length
+    assert all(b - a == stride for a, b in zip(idx, idx[1:]))
+    if start == "central":
+        assert abs(idx[0] - (length - 1 - idx[-1])) <= 1  # as much room before as after
+    with pytest.raises(ClipTooShortError):
+        sampler.indices(sampler.span(25.0) - 1, 25.0, np.random.default_rng(seed))
 
 
 def test_resize_video_crop_and_squash():
