@@ -54,7 +54,8 @@ from evalkit.registry import Registry
 from evalkit.seeding import sample_seed
 from evalkit.video import VideoSpec
 
-TRAINABLE_MODELS: Registry[Any] = Registry("trainable model")
+#: builders of trainable models; the modules listed register theirs when the registry is first read
+TRAINABLE_MODELS: Registry[Any] = Registry("trainable model", ("evalkit.generators", "evalkit.generators.snapvideo"))
 TRAINING_SOURCES: Registry[Any] = Registry("training source")
 
 
@@ -235,8 +236,10 @@ def fetch_batch(source: TrainingSource, items: list[tuple[bool, int]]) -> Batch:
 class ShapesSource:
     """The procedural shapes benchmark (``evalkit.datasets.shapes``), training split.
 
-    params: ``fps_choices`` (variable frame-rate training), ``seed_offset`` and the attribute lists of
-    ``ShapesConfig`` (shapes, colors, motions, speeds, backgrounds).
+    params: ``fps_choices`` (variable frame-rate training), ``seed_offset``, ``pool`` and the attribute
+    lists of ``ShapesConfig`` (shapes, colors, motions, speeds, backgrounds). With ``pool: N`` item i
+    is clip i mod N of a fixed set, rendered once and kept in memory: rendering costs about as much as
+    a tiny model's training step on a CPU, so short CPU runs trade data variety for speed.
     """
 
     def __init__(self, spec: VideoSpec, seed: int, params: dict[str, Any]):
@@ -247,14 +250,30 @@ class ShapesSource:
         params = dict(params)
         fps_choices = params.pop("fps_choices", None)
         offset = int(params.pop("seed_offset", 0))
+        self.pool = params.pop("pool", None)
+        if self.pool is not None and (not isinstance(self.pool, int) or self.pool < 1):
+            raise ConfigError(f"expected a positive integer or null, got {self.pool!r}", path="data.params.pool")
         config = from_dict(ShapesConfig, {"split": "train", **params}, path="data.params")
         base = seed + offset
         self.videos = ShapesTrainingData(spec, image_ratio=0.0, seed=base, fps_choices=fps_choices, config=config,
                                          length=2**62)
         self.images = ShapesTrainingData(spec, image_ratio=1.0, seed=base + 1, config=config, length=2**62)
+        self._cache: dict[tuple[bool, int], tuple[torch.Tensor, str, float, bool]] = {}
 
     def clips(self, indices: list[int], images: bool) -> Batch:
-        return Batch(*(self.images if images else self.videos).batch(indices))
+        data = self.images if images else self.videos
+        if self.pool is None:
+            return Batch(*data.batch(indices))
+        slots = [int(i) % self.pool for i in indices]
+        todo = sorted({s for s in slots if (images, s) not in self._cache})
+        if todo:
+            videos, captions, fps, is_image = data.batch(todo)
+            for k, s in enumerate(todo):
+                self._cache[(images, s)] = (videos[k].clone(), captions[k], float(fps[k]), bool(is_image[k]))
+        items = [self._cache[(images, s)] for s in slots]
+        return Batch(torch.stack([it[0] for it in items]), [it[1] for it in items],
+                     torch.tensor([it[2] for it in items], dtype=torch.float64),
+                     torch.tensor([it[3] for it in items], dtype=torch.bool))
 
 
 def build_source(section: DataSection, seed: int) -> TrainingSource:

@@ -256,3 +256,14 @@ def test_shapes_source_mixes_images_and_videos():
     assert not torch.equal(fetch_batch(src, step_items(1, 6, 2, 0, 1)).videos, batch.videos)
 
 
+
+
+def test_shapes_source_pool_reuses_rendered_clips():
+    spec = VideoSpec(frames=2, height=8, width=8, fps=8.0)
+    pooled = ShapesSource(spec, seed=0, params={"pool": 3})
+    plain = ShapesSource(spec, seed=0, params={})
+    a = pooled.clips([0, 1, 4], images=False)
+    b = plain.clips([0, 1, 1], images=False)
+    assert torch.equal(a.videos, b.videos) and a.captions == b.captions
+    assert len(pooled._cache) == 2
+    assert torch.equal(pooled.clips([3], images=True).videos, plain.clips([0], images=True).videos)
