@@ -176,6 +176,7 @@ def bootstrap_frame(
     run does not change the intervals of the others. Rows whose features or metric cannot be found keep
     their stored interval; the returned messages say which and why.
     """
+    import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
     from evalkit.reports.features import load_fake_features, load_real_features
     from evalkit.reports.published import normalise_metric
 

@@ -45,13 +45,16 @@ def label_breakdown(
     return pd.DataFrame.from_records(rows, columns=BREAKDOWN_COLUMNS)
 
 
-def breakdowns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Breakdowns of every measured row that has one; messages say what was skipped and why."""
+def breakdowns(frame: pd.DataFrame, metrics: tuple[str, ...] = ("clipsim",)) -> tuple[pd.DataFrame, list[str]]:
+    """Breakdowns of the measured rows of ``metrics`` (names without variant; per-class CLIPSIM by default);
+    messages say what was skipped and why."""
+    import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
+
     parts, messages = [], []
     measured = frame[frame["source"] == "measured"]
     for rec in measured.drop_duplicates(["run_dir", "label", "protocol", "metric", "variant"]).to_dict("records"):
         full = f"{rec['metric']}:{rec['variant']}" if rec["variant"] else rec["metric"]
-        if full not in METRICS or METRICS.get(full).uses_real:
+        if rec["metric"] not in metrics or full not in METRICS or METRICS.get(full).uses_real:
             continue
         try:
             part = label_breakdown(rec["run_dir"], rec["label"], rec["protocol"], full)

@@ -119,7 +119,9 @@ def leaderboard_table(cells: pd.DataFrame, title: str = "Leaderboard") -> Table:
     keys = list(dict.fromkeys(zip(cells["protocol"], cells["metric"], cells["variant"])))
     direction = {k: bool(h) for k, h in zip(zip(cells["protocol"], cells["metric"], cells["variant"]),
                                               cells["higher_is_better"])}
-    decimals = {k: decimals_for(list(g["value"])) for k, g in cells.groupby(["protocol", "metric", "variant"])}
+    # digits follow the measured values of a column (published ones may be of another scale)
+    decimals = {k: decimals_for(list(g.loc[g["section"] == "measured", "value"]) or list(g["value"]))
+                for k, g in cells.groupby(["protocol", "metric", "variant"])}
     columns = [Column(label=column_label(m, v, direction[(p, m, v)]), group=p) for p, m, v in keys]
     measured = cells[cells["section"] == "measured"]
     order = _row_order(measured, keys[0] if keys else None, direction)
