@@ -194,7 +194,7 @@ class UNetVideoGenerator(Generator):
     def test_instance(cls, workdir: Path) -> UNetVideoGenerator:
         """A random-weight 4x16x16 model with a hashed text encoder and two sampler steps."""
         model = {"base": "unet-tiny", "frames": 4, "height": 16, "width": 16, "video_height": None,
-                 "video_width": None, "unet": {"base_channels": 16, "head_channels": 16}}
+                 "video_width": None}
         return cls(UNetVideoConfig(model=model, init_seed=0, steps=2, text_encoder="hashed",
                                    text_encoder_params={"dim": 16, "max_length": 8}))
 

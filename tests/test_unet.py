@@ -154,8 +154,8 @@ def test_backward_reaches_every_parameter():
 
 def test_indivisible_resolution_is_a_clear_error():
     net = VideoUNet(unet_config("unet-tiny"))
-    with pytest.raises(InputError, match=r"divisible by 2 .*got 9x8"):
-        net(torch.zeros(1, 3, 2, 9, 8), torch.zeros(1), _cond(torch.zeros(1, 3, 384), torch.ones(1, 3)))
+    with pytest.raises(InputError, match=r"divisible by 8 .*got 12x8"):
+        net(torch.zeros(1, 3, 2, 12, 8), torch.zeros(1), _cond(torch.zeros(1, 3, 384), torch.ones(1, 3)))
     with torch.device("meta"):
         big = VideoUNet(UNET_CONFIGS["unet-85m"])
     with pytest.raises(InputError, match=r"divisible by 8 .*got 36x64"):
@@ -184,8 +184,7 @@ def test_relative_bucket_matches_t5():
 
 
 def _tiny_model_spec():
-    return {"base": "unet-tiny", "frames": 4, "height": 16, "width": 16, "video_height": 12, "video_width": 16,
-            "unet": {"base_channels": 16, "head_channels": 16}}
+    return {"base": "unet-tiny", "frames": 4, "height": 16, "width": 16, "video_height": 12, "video_width": 16}
 
 
 def test_model_shares_fit_diffusion_and_sizes():
@@ -198,7 +197,7 @@ def test_model_shares_fit_diffusion_and_sizes():
     assert model.sigma_in == 4.0  # 16 frames at 64 px, as fit-tiny
     assert model.clip_shape == (16, 36, 64) and model.noise_shape() == (3, 16, 40, 64)
     with pytest.raises(ConfigError, match="44x64 must be divisible by 8"):
-        resolve_unet_model_config({"base": "unet-tiny", "height": 44, "unet": {"channel_mult": [1, 2, 2, 2]}})
+        resolve_unet_model_config({"base": "unet-tiny", "height": 44})
 
 
 def test_training_loss_backward_with_images():
