@@ -1,0 +1,361 @@
+"""Throughput and memory of FVD / FID: our pipeline against the reference code paths, same data, same weights.
+
+Rows (videos/s for FVD, images/s for FID, wall time, peak memory):
+
+- ``fvd-styleganv``: our ``i3d-torchscript`` + ``fvd:styleganv`` vs StyleGAN-V's path (TorchScript called per
+  batch with ``rescale=True, resize=True, return_features=True``, its ``FeatureStats``, its distance formula),
+  on one TorchScript file (the seeded random-weight stand-in, saved and reloaded).
+- ``fvd-cd-fvd-i3d``: our ``i3d-cd-fvd`` + ``fvd:cd-fvd-i3d`` vs ``cdfvd.cdfvd(model='i3d').compute_fvd`` on one
+  random-weight ``i3d_pretrained_400.pt``.
+- ``fid-pytorch-fid``: our ``inception-pytorch-fid`` + ``fid:pytorch-fid`` vs pytorch-fid's
+  ``calculate_fid_given_paths`` on the same frames written as PNG files (its only input form), with our
+  random-weight network handed to it.
+- ``*-bare``: the detector network's forward alone on already preprocessed input (the upper limit).
+
+Our pipeline streams: a producer thread makes (here: synthesises; in a run: decodes) the next batch
+while the detector runs, features go into float64 sums, nothing grows with N but the clock. The
+reference paths take whole arrays. Values are checked for equality (``match`` column; features are
+compared too). Peak memory: tracemalloc (Python/NumPy allocations) and the growth of the process RSS.
+
+Run: ``OMP_NUM_THREADS=2 python benchmarks/metrics_throughput.py --out bench.json`` (defaults take a couple of
+minutes on 2 CPU cores); scale with ``--videos``, ``--frames``, ``--size``, ``--images``, ``--mem-sizes``,
+``--device cuda``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import resource
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def rss_mb() -> float:
+    """Current resident set size in MiB (Linux /proc; falls back to the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synth_batches(n: int, batch: int, frames: int, size: int, seed: int) -> Iterator[torch.Tensor]:
+    """uint8 videos (b, T, H, W, 3) generated batch by batch (stands in for decoding)."""
+    g = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        yield torch.randint(0, 256, (b, frames, size, size, 3), generator=g, dtype=torch.uint8)
+
+
+def synth_all(n: int, frames: int, size: int, seed: int, batch: int) -> np.ndarray:
+    """The same videos as ``synth_batches`` as one array (what the reference paths consume)."""
+    return torch.cat(list(synth_batches(n, batch, frames, size, seed))).numpy()
+
+
+def prefetch(it: Iterator[torch.Tensor], depth: int = 2) -> Iterator[torch.Tensor]:
+    """Run the producer in a thread, ``depth`` batches ahead, so decoding overlaps detector compute."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in it:
+                q.put(item)
+        except BaseException as exc:  # surfaced in the consumer
+            q.put(exc)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = q.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class Measure:
+    """Wall time, tracemalloc peak and RSS growth of one block."""
+
+    def __enter__(self) -> Measure:
+        tracemalloc.start()
+        self.rss0 = rss_mb()
+        self.rss_peak = self.rss0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        self.t0 = time.perf_counter()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            self.rss_peak = max(self.rss_peak, rss_mb())
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self._stop.set()
+        self._thread.join()
+        self.rss_peak = max(self.rss_peak, rss_mb())
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        self.py_peak_mb = peak / 2**20
+        self.rss_growth_mb = self.rss_peak - self.rss0
+
+
+def row(name: str, impl: str, items: int, m: Measure, value: float | None, unit: str) -> dict[str, Any]:
+    return {"benchmark": name, "impl": impl, "items": items, "seconds": round(m.seconds, 3),
+            f"{unit}_per_s": round(items / m.seconds, 3), "value": value,
+            "py_peak_mb": round(m.py_peak_mb, 2), "rss_growth_mb": round(m.rss_growth_mb, 1)}
+
+
+def our_fvd(metric_name: str, detector, real_it, fake_it) -> tuple[float, np.ndarray, Any]:
+    from evalkit.metrics.base import build_metric
+
+    metric = build_metric(metric_name)
+    first = None
+    for real, it in ((True, real_it), (False, fake_it)):
+        for batch in prefetch(it):
+            feats = detector(batch)
+            if first is None:
+                first = feats.numpy().copy()
+            metric.update(feats, real=real)
+    return metric.compute().value, first, metric
+
+
+def styleganv_reference(script, real: np.ndarray, fake: np.ndarray, batch: int, device: str) -> tuple[float, np.ndarray]:
+    """StyleGAN-V's steps: TorchScript per batch on uint8 BCTHW, FeatureStats sums, its distance formula."""
+    import scipy.linalg
+    from cdfvd.utils.metric_utils import FeatureStats  # StyleGAN-V's FeatureStats, copied by cd-fvd
+
+    stats, first = [], None
+    for videos in (real, fake):
+        s = FeatureStats(capture_mean_cov=True)
+        for i in range(0, len(videos), batch):
+            x = torch.from_numpy(videos[i : i + batch]).permute(0, 4, 1, 2, 3).contiguous().to(device)
+            with torch.no_grad():
+                feats = script(x, rescale=True, resize=True, return_features=True)
+            if first is None:
+                first = feats.cpu().numpy().copy()
+            s.append_torch(feats, num_gpus=1, rank=0)
+        stats.append(s)
+    mu_real, sigma_real = stats[0].get_mean_cov()
+    mu_gen, sigma_gen = stats[1].get_mean_cov()
+    m = np.square(mu_gen - mu_real).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = scipy.linalg.sqrtm(np.dot(sigma_gen, sigma_real), disp=False)
+    s = out[0] if isinstance(out, tuple) else out
+    return float(np.real(m + np.trace(sigma_gen + sigma_real - s * 2))), first
+
+
+def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: int) -> tuple[Measure, int]:
+    """Forward passes on one preprocessed batch until ``n_items`` items were processed; (time, items)."""
+    steps = -(-n_items // x.shape[0])
+    with Measure() as m, torch.no_grad():
+        for _ in range(steps):
+            fn(x)
+    return m, steps * x.shape[0]
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b), 1e-300)
+
+
+def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
+    from cdfvd.fvd import cdfvd as CdFvd
+    from evalkit.metrics.base import build_detector
+    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
+    from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
+    from evalkit.metrics.detectors.i3d_torchscript import build_styleganv_i3d
+
+    from evalkit import weights
+
+    n, b, t, size = args.videos, args.batch, args.frames, args.size
+    real = synth_all(n, t, size, seed=1, batch=b)
+    fake = synth_all(n, t, size, seed=2, batch=b)
+
+    # ---- StyleGAN-V TorchScript path
+    ts_path = tmp / "i3d_torchscript.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(build_styleganv_i3d(), str(ts_path))
+        script = torch.jit.load(str(ts_path), map_location=args.device).eval()
+    with weights.overrides({"i3d-torchscript": ts_path}):
+        det = build_detector("i3d-torchscript", device=args.device)
+    det.batch_size = b
+    with Measure() as m:
+        ours, ours_f, _ = our_fvd("fvd:styleganv", det, synth_batches(n, b, t, size, 1), synth_batches(n, b, t, size, 2))
+    rows.append(row("fvd-styleganv", "evalkit", 2 * n, m, ours, "videos"))
+    with Measure() as m:
+        ref, ref_f = styleganv_reference(script, real, fake, b, args.device)
+    rows.append(row("fvd-styleganv", "stylegan-v path", 2 * n, m, ref, "videos"))
+    checks.append({"benchmark": "fvd-styleganv", "feature_max_abs_diff": float(np.abs(ours_f - ref_f).max()),
+                   "value_rel_diff": rel(ours, ref)})
+    x = torch.from_numpy(real[:b]).permute(0, 4, 1, 2, 3).contiguous().to(args.device)
+    m, items = bare_forward(lambda v: script(v, rescale=True, resize=True, return_features=True), x, 2 * n)
+    rows.append(row("fvd-styleganv", "bare forward (limit)", items, m, None, "videos"))
+
+    # ---- cd-fvd I3D path
+    i3d_path = tmp / "i3d_pretrained_400.pt"
+    torch.save(build_i3d(None, seed=3).state_dict(), i3d_path)
+    with weights.overrides({"i3d-pretrained-400": i3d_path}):
+        det = build_detector("i3d-cd-fvd", device=args.device)
+    det.batch_size = 16  # cd-fvd's batch, so per-batch float64 sums are added in the same order
+    with Measure() as m:
+        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det, synth_batches(n, 16, t, size, 1),
+                               synth_batches(n, 16, t, size, 2))
+    rows.append(row("fvd-cd-fvd-i3d", "evalkit", 2 * n, m, ours, "videos"))
+    with Measure() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
+        ref = float(ref_obj.compute_fvd(real, fake))
+    rows.append(row("fvd-cd-fvd-i3d", "cd-fvd package", 2 * n, m, ref, "videos"))
+    checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref),
+                   "feature_max_abs_diff": float(np.abs(ours_metric.real.sum - ref_obj.real_stats.raw_mean).max()
+                                                 / max(1, n))})
+    model = det.model
+    xb = preprocess_tats(torch.from_numpy(real[:16]).to(args.device))
+    m, items = bare_forward(model, xb, 2 * n)
+    rows.append(row("fvd-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
+
+
+def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
+    from unittest import mock
+
+    from evalkit.metrics.base import build_detector, build_metric
+    from PIL import Image
+    from pytorch_fid import fid_score
+    from pytorch_fid import inception as pfi
+
+    n, size = args.images, args.size
+    det = build_detector("inception-pytorch-fid", device=args.device, allow_random_weights=True)
+    real = synth_all(n, 1, size, seed=3, batch=32)
+    fake = synth_all(n, 1, size, seed=4, batch=32)
+    metric = build_metric("fid:pytorch-fid")
+    with Measure() as m:
+        for flag, seed in ((True, 3), (False, 4)):
+            for batch in prefetch(synth_batches(n, 32, 1, size, seed)):
+                metric.update(det(batch), real=flag)
+        ours = metric.compute().value
+    rows.append(row("fid-pytorch-fid", "evalkit", 2 * n, m, ours, "images"))
+    dirs = []
+    for name, arr in (("real", real), ("fake", fake)):
+        d = tmp / name
+        d.mkdir()
+        for i, frame in enumerate(arr[:, 0]):
+            Image.fromarray(frame).save(d / f"{i:05d}.png")
+        dirs.append(str(d))
+    with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det.network):
+        ref = float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
+                                                        num_workers=0))
+    rows.append(row("fid-pytorch-fid", "pytorch-fid (PNG files)", 2 * n, m, ref, "images"))
+    checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(ours, ref), "n_le_dim": n <= 2048})
+    x = torch.rand(min(32, 2 * n), 3, size, size, device=args.device)
+    m, items = bare_forward(det.model, x, 2 * n)
+    rows.append(row("fid-pytorch-fid", "bare forward (limit)", items, m, None, "images"))
+
+
+def bench_memory(args, rows: list, tmp: Path) -> None:
+    """Peak memory against N on the cd-fvd I3D path: streaming sums vs the package's whole-array input."""
+    from cdfvd.fvd import cdfvd as CdFvd
+    from evalkit.metrics.base import build_detector
+    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
+
+    from evalkit import weights
+
+    i3d_path = tmp / "i3d_mem.pt"
+    torch.save(build_i3d(None, seed=4).state_dict(), i3d_path)
+    with weights.overrides({"i3d-pretrained-400": i3d_path}):
+        det = build_detector("i3d-cd-fvd", device=args.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
+    for n in args.mem_sizes:
+        t, size, b = args.frames, args.mem_size, args.batch
+        with Measure() as m:
+            value, _, _ = our_fvd("fvd:cd-fvd-i3d", det, synth_batches(n, b, t, size, 5), synth_batches(n, b, t, size, 6))
+        rows.append({**row("memory", "evalkit (streaming)", 2 * n, m, value, "videos"), "n_per_set": n})
+        ref_obj.empty_real_stats()
+        ref_obj.empty_fake_stats()
+        with Measure() as m, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            real = synth_all(n, t, size, 5, b)
+            fake = synth_all(n, t, size, 6, b)
+            value = float(ref_obj.compute_fvd(real, fake))
+            del real, fake
+        rows.append({**row("memory", "cd-fvd (arrays)", 2 * n, m, value, "videos"), "n_per_set": n})
+
+
+def print_table(rows: list[dict], checks: list[dict]) -> None:
+    cols = ["benchmark", "impl", "items", "seconds", "rate", "value", "py_peak_mb", "rss_growth_mb"]
+    lines = [cols]
+    for r in rows:
+        rate = r.get("videos_per_s", r.get("images_per_s"))
+        unit = "vid/s" if "videos_per_s" in r else "img/s"
+        name = r["benchmark"] + (f" N={r['n_per_set']}" if "n_per_set" in r else "")
+        value = "" if r["value"] is None else f"{r['value']:.10g}"
+        lines.append([name, r["impl"], str(r["items"]), f"{r['seconds']:.2f}", f"{rate:.2f} {unit}", value,
+                      f"{r['py_peak_mb']:.1f}", f"{r['rss_growth_mb']:.1f}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+    print()
+    for c in checks:
+        print("check:", json.dumps(c))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--videos", type=int, default=4, help="videos per set (real and fake) for FVD")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=64, help="frame height = width of the synthetic data")
+    p.add_argument("--batch", type=int, default=4, help="videos per detector batch (our styleganv path)")
+    p.add_argument("--images", type=int, default=16, help="images per set for FID")
+    p.add_argument("--mem-sizes", type=int, nargs="*", default=[2, 4], help="videos per set for the memory scan")
+    p.add_argument("--mem-size", type=int, default=64, help="frame size in the memory scan")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fid", "memory"])
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of the value checks")
+    p.add_argument("--out", type=Path, default=None, help="write rows and checks as JSON here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("EVALKIT_HOME", tempfile.mkdtemp(prefix="evalkit_bench_"))
+
+    rows: list[dict] = []
+    checks: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        if "fvd" not in args.skip:
+            bench_fvd(args, rows, checks, tmp)
+        if "fid" not in args.skip:
+            bench_fid(args, rows, checks, tmp)
+        if "memory" not in args.skip:
+            bench_memory(args, rows, tmp)
+    for c in checks:
+        c["ok"] = c["value_rel_diff"] <= args.rtol and c.get("feature_max_abs_diff", 0.0) <= 1e-5
+    print_table(rows, checks)
+    result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows, "checks": checks}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+    return 0 if all(c["ok"] for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
