@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.lamb import Lamb, param_groups_no_decay
 from evalkit.generators.model_configs import model_config
 from evalkit.generators.snapvideo import SnapVideoModel
 from evalkit.generators.unet_configs import UNET_MODEL_CONFIGS
 from evalkit.generators.unet_generator import UNetVideoModel
-from torch.utils.flop_counter import FlopCounterMode
 
 #: Snap Video Table 2 (A100, ms per video per GPU)
 PAPER_MS = {"fit-500m": (69.5, 23.4), "unet-85m": (133.2, 49.6), "unet-284m": (230.3, 105.1)}

@@ -177,12 +177,12 @@ def rel(a: float, b: float) -> float:
 
 def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     from cdfvd.fvd import cdfvd as CdFvd
+
+    from evalkit import weights
     from evalkit.metrics.base import build_detector
     from evalkit.metrics.detectors.i3d_pytorch import build_i3d
     from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
     from evalkit.metrics.detectors.i3d_torchscript import build_styleganv_i3d
-
-    from evalkit import weights
 
     n, b, t, size = args.videos, args.batch, args.frames, args.size
     real = synth_all(n, t, size, seed=1, batch=b)
@@ -236,10 +236,11 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
 def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
     from unittest import mock
 
-    from evalkit.metrics.base import build_detector, build_metric
     from PIL import Image
     from pytorch_fid import fid_score
     from pytorch_fid import inception as pfi
+
+    from evalkit.metrics.base import build_detector, build_metric
 
     n, size = args.images, args.size
     det = build_detector("inception-pytorch-fid", device=args.device, allow_random_weights=True)
@@ -272,10 +273,10 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
 def bench_memory(args, rows: list, tmp: Path) -> None:
     """Peak memory against N on the cd-fvd I3D path: streaming sums vs the package's whole-array input."""
     from cdfvd.fvd import cdfvd as CdFvd
-    from evalkit.metrics.base import build_detector
-    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
 
     from evalkit import weights
+    from evalkit.metrics.base import build_detector
+    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
 
     i3d_path = tmp / "i3d_mem.pt"
     torch.save(build_i3d(None, seed=4).state_dict(), i3d_path)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.sampler import SamplerConfig
 from evalkit.generators.snapvideo import build_model

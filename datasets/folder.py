@@ -19,10 +19,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from evalkit.datasets.base import ProtocolDataset, Sample
-from evalkit.datasets.clips import ClipReader, ClipSampler, ClipStart, ResizeMode, resize_video
 
 from evalkit import video_io
+from evalkit.datasets.base import ProtocolDataset, Sample
+from evalkit.datasets.clips import ClipReader, ClipSampler, ClipStart, ResizeMode, resize_video
 from evalkit.errors import InputError
 from evalkit.registry import DATASETS
 from evalkit.seeding import numpy_rng, sample_seed

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
 from evalkit.datasets.base import ProtocolDataset, Sample
 from evalkit.datasets.clips import ClipReader, ClipSampler, ClipStart, ResizeMode
-
 from evalkit.errors import InputError
 from evalkit.registry import DATASETS
 from evalkit.seeding import numpy_rng, sample_seed

@@ -92,8 +92,8 @@ class Registry(Generic[T]):
 
 
 GENERATORS: Registry[Any] = Registry("generator", ("evalkit.generators",), "evalkit.generators")
-METRICS: Registry[Any] = Registry("metric", ("evalkit.metrics",), "evalkit.metrics")
-DETECTORS: Registry[Any] = Registry("detector", ("evalkit.metrics",))
+METRICS: Registry[Any] = Registry("metric", ("evalkit.metrics", "evalkit.datasets"), "evalkit.metrics")
+DETECTORS: Registry[Any] = Registry("detector", ("evalkit.metrics", "evalkit.datasets"))
 DATASETS: Registry[Any] = Registry("dataset", ("evalkit.datasets",))
 # Named protocol files (``configs/protocols/**.yaml``) register themselves in evalkit.protocols.
 PROTOCOLS: Registry[Any] = Registry("protocol", ("evalkit.protocols",))

@@ -3,5 +3,10 @@
 Importing this package registers the built-in generators in ``evalkit.registry.GENERATORS``.
 """
 
+from evalkit.generators import (
+    diffusers_adapter,  # noqa: F401  (pipelines written elsewhere)
+    reference,  # noqa: F401  (oracle and degradations)
+    snapvideo,  # noqa: F401  (FIT, cascade)
+    unet_generator,  # noqa: F401  (U-Net with temporal attention)
+)
 from evalkit.generators.base import Generator, build_generator  # noqa: F401
-from evalkit.generators import reference  # noqa: F401  (oracle and degradations)

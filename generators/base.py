@@ -41,6 +41,8 @@ class Generator(ABC):
 
     def generate(self, prompts: list[str], seeds: list[int], spec: VideoSpec) -> torch.Tensor:
         check_request(prompts, seeds, spec)
+        if not prompts:  # nothing to sample; generators never see an empty batch
+            return torch.zeros((0, *spec.shape), dtype=torch.uint8)
         videos = self._generate(list(prompts), [int(s) for s in seeds], spec)
         videos = check_video_spec(videos, spec, name=f"{type(self).__name__} output")
         if videos.shape[0] != len(prompts):
@@ -48,7 +50,11 @@ class Generator(ABC):
         return videos.cpu()
 
     def bind(self, dataset: Any) -> None:
-        """Give the generator access to the protocol's dataset (reference generators use it)."""
+        """Give the generator access to the protocol's dataset (reference generators use it).
+
+        Most generators need nothing from the dataset, so the default keeps no reference.
+        """
+        return None
 
     def to(self, device: str | torch.device) -> Generator:
         self.device = torch.device(device)

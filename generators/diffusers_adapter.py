@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from evalkit.generators.base import Generator
 
 from evalkit.errors import ConfigError, InputError, WeightsError
+from evalkit.generators.base import Generator
 from evalkit.registry import GENERATORS
 from evalkit.seeding import torch_generator
 from evalkit.video import VideoSpec

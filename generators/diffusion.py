@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from evalkit.generators.conditioning import Conditioning
 
 from evalkit.errors import InputError
+from evalkit.generators.conditioning import Conditioning
 
 
 @dataclass

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from evalkit.generators.conditioning import Conditioning, ConditioningTokens
 from torch import nn
 
 from evalkit.errors import InputError
+from evalkit.generators.conditioning import Conditioning, ConditioningTokens
 
 
 @dataclass

@@ -12,11 +12,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit.generators.diffusion import DiffusionConfig
-from evalkit.generators.fit import FITConfig
-
 from evalkit.config import from_dict, to_dict
 from evalkit.errors import ConfigError
+from evalkit.generators.diffusion import DiffusionConfig
+from evalkit.generators.fit import FITConfig
 
 
 @dataclass

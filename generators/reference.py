@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 import torchvision.transforms.functional as TF
-from evalkit.generators.base import Generator
 
 from evalkit.errors import InputError
+from evalkit.generators.base import Generator
 from evalkit.registry import GENERATORS
 from evalkit.seeding import sample_seed, torch_generator
 from evalkit.video import VideoSpec

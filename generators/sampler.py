@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from evalkit.generators.conditioning import Conditioning
-from evalkit.generators.diffusion import SigmaInEDM
 
 from evalkit.errors import EvalkitError
+from evalkit.generators.conditioning import Conditioning
+from evalkit.generators.diffusion import SigmaInEDM
 
 
 class SamplingError(EvalkitError):

@@ -28,6 +28,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from evalkit.config import to_dict
+from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.generators.base import Generator
 from evalkit.generators.checkpoints import load_weights
 from evalkit.generators.conditioning import Conditioning, make_conditioning
@@ -37,10 +41,6 @@ from evalkit.generators.model_configs import SnapVideoModelConfig, resolve_model
 from evalkit.generators.sampler import SamplerConfig, SampleStats, sample
 from evalkit.generators.text_encoders import TextEncoder, build_text_encoder
 from evalkit.generators.trainer import TRAINABLE_MODELS
-from torch import nn
-
-from evalkit.config import to_dict
-from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.registry import GENERATORS
 from evalkit.seeding import torch_generator
 from evalkit.video import VideoSpec
@@ -423,6 +423,15 @@ class SnapVideoGenerator(_SnapVideoBase):
         self.encoder = _text_encoder(self.config.text_encoder, self.config.text_encoder_params, self.stage)
         self.model = self.stage.load(self.encoder.dim)
 
+    #: what the contract suite's test instance makes (tests/test_generator_contract.py)
+    test_spec = VideoSpec(frames=4, height=8, width=16, fps=8.0)
+
+    @classmethod
+    def test_instance(cls, workdir: Path) -> SnapVideoGenerator:
+        """A random-weight 4x8x16 FIT with a hashed text encoder and two sampler steps."""
+        return cls(SnapVideoConfig(model=_test_model("fit-tiny", 8, 16), init_seed=0, steps=2, guidance=2.0,
+                                   **_TEST_ENCODER))
+
     def _generate(self, prompts: list[str], seeds: list[int], spec: VideoSpec) -> torch.Tensor:
         self._check_spec(self.model, spec, "snapvideo-fit")
         self._warn_random()
@@ -457,6 +466,18 @@ class SnapVideoCascade(_SnapVideoBase):
             raise ConfigError(f"the base stage makes {base.clip_shape} clips, the upsampler expects "
                               f"({up.clip_shape[0]}, {want[0]}, {want[1]})", path="upsampler.model")
 
+    test_spec = VideoSpec(frames=4, height=16, width=32, fps=8.0)
+
+    @classmethod
+    def test_instance(cls, workdir: Path) -> SnapVideoCascade:
+        """Random-weight 4x8x16 base and 4x16x32 upsampler stages, two sampler steps each."""
+        up = _test_model("fit-upsampler-tiny", 16, 32, group_size=[4, 2, 4])
+        up["upsampler"] = {"lowres_height": 8, "lowres_width": 16}
+        config = CascadeConfig(base=StageConfig(model=_test_model("fit-tiny", 8, 16), steps=2),
+                               upsampler=StageConfig(model=up, steps=2), init_seed=0, aug_level=0.1,
+                               **_TEST_ENCODER)
+        return cls(config)
+
     def _generate(self, prompts: list[str], seeds: list[int], spec: VideoSpec) -> torch.Tensor:
         self._check_spec(self.upsampler.model, spec, "snapvideo-cascade")
         self._warn_random()
@@ -467,6 +488,17 @@ class SnapVideoCascade(_SnapVideoBase):
         self.last_nfe = float(self.base.config.sampler_config().evaluations
                               + self.upsampler.config.sampler_config().evaluations)
         return clips_to_videos(x).cpu()
+
+
+_TEST_ENCODER: dict[str, Any] = {"text_encoder": "hashed", "text_encoder_params": {"dim": 16}}
+
+
+def _test_model(base: str, height: int, width: int, group_size: list[int] | None = None) -> dict[str, Any]:
+    """A model-config mapping for CPU-second test instances (4 frames, one block, 8 latents)."""
+    fit = {"frames": 4, "height": height, "width": width, "group_size": group_size or [4, 1, 2], "patch_width": 16,
+           "num_latents": 8, "latent_width": 32, "num_blocks": 1, "global_layers": 1, "patch_head_dim": 8,
+           "latent_head_dim": 16, "cond_width": 32}
+    return {"base": base, "fit": fit, "video_height": height, "video_width": width}
 
 
 def describe(generator: _SnapVideoBase) -> dict[str, Any]:

@@ -32,6 +32,10 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from evalkit.config import config_hash, to_dict
+from evalkit.errors import ConfigError, InputError, RunDirError
 from evalkit.generators.checkpoints import (
     capture_rng,
     checkpoint_name,
@@ -46,10 +50,6 @@ from evalkit.generators.checkpoints import (
 from evalkit.generators.lamb import Lamb, param_groups_no_decay
 from evalkit.generators.schedules import EMA, WarmupCosine
 from evalkit.generators.text_encoders import TextEncoder, build_text_encoder
-from torch import nn
-
-from evalkit.config import config_hash, to_dict
-from evalkit.errors import ConfigError, InputError, RunDirError
 from evalkit.registry import Registry
 from evalkit.seeding import sample_seed
 from evalkit.video import VideoSpec
@@ -243,9 +243,8 @@ class ShapesSource:
     """
 
     def __init__(self, spec: VideoSpec, seed: int, params: dict[str, Any]):
-        from evalkit.datasets.shapes.dataset import ShapesConfig, ShapesTrainingData
-
         from evalkit.config import from_dict
+        from evalkit.datasets.shapes.dataset import ShapesConfig, ShapesTrainingData
 
         params = dict(params)
         fps_choices = params.pop("fps_choices", None)

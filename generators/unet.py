@@ -21,17 +21,16 @@ embedded with FIT's ``ScalarEmbedding`` and summed with the pooled text into ADM
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from evalkit.generators.conditioning import Conditioning, ScalarEmbedding, frame_interval
 from torch import nn
 
 from evalkit.errors import InputError
+from evalkit.generators.conditioning import Conditioning, ScalarEmbedding, frame_interval
 
 ImageMode = Literal["static_clip", "skip_temporal"]
 
@@ -99,7 +98,7 @@ class UNetConfig:
 
 
 # --------------------------------------------------------------------------------------------------
-# embeddings
+# helpers
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -269,7 +268,8 @@ class Stage(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x, emb, context, context_mask, frames, active):
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
+                frames: int, active: torch.Tensor | None) -> torch.Tensor:
         for layer in self.layers:
             if isinstance(layer, (ResBlock, Downsample, Upsample)):
                 x = layer(x, emb)
@@ -412,8 +412,5 @@ class VideoUNet(nn.Module):
 
 
 def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (works on the meta device, so paper-size models cost nothing)."""
     return sum(p.numel() for p in module.parameters())
-
-
-def config_replace(config: UNetConfig, **changes) -> UNetConfig:
-    return dataclasses.replace(config, **changes)

@@ -14,11 +14,10 @@ import copy
 import dataclasses
 from typing import Any
 
-from evalkit.generators.diffusion import DiffusionConfig
-from evalkit.generators.unet import UNetConfig
-
 from evalkit.config import from_dict, to_dict
 from evalkit.errors import ConfigError
+from evalkit.generators.diffusion import DiffusionConfig
+from evalkit.generators.unet import UNetConfig
 
 _TABLE7 = dict(num_res_blocks=2, attention_resolutions=[32, 16, 8], attention_reference=64, head_channels=64,
                cond_channels=768, text_dim=1024, dropout=0.1, scale_shift_norm=True, resblock_updown=True,

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.generators.base import Generator
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.diffusion import SigmaInEDM, training_loss
@@ -40,9 +43,6 @@ from evalkit.generators.text_encoders import build_text_encoder
 from evalkit.generators.trainer import TRAINABLE_MODELS
 from evalkit.generators.unet import VideoUNet
 from evalkit.generators.unet_configs import UNetModelConfig, resolve_unet_model_config
-from torch import nn
-
-from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.registry import GENERATORS
 from evalkit.seeding import torch_generator
 from evalkit.video import VideoSpec

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from evalkit.metrics.frechet import FrechetMetric, SqrtMethod
 from evalkit.metrics.stats import CovDivisor
-
 from evalkit.registry import METRICS
 
 

@@ -36,10 +36,10 @@ import numpy as np
 import scipy
 import scipy.linalg
 import torch
-from evalkit.metrics.base import Metric, MetricValue
-from evalkit.metrics.stats import CovDivisor, FeatureStats
 
 from evalkit.errors import EvalkitError, InputError
+from evalkit.metrics.base import Metric, MetricValue
+from evalkit.metrics.stats import CovDivisor, FeatureStats
 
 SqrtMethod = Literal["scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch"]
 SQRT_METHODS: tuple[str, ...] = ("scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch")

@@ -23,10 +23,10 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from evalkit.metrics.base import Metric, MetricValue
-from evalkit.metrics.stats import as_feature_matrix
 
 from evalkit.errors import InputError
+from evalkit.metrics.base import Metric, MetricValue
+from evalkit.metrics.stats import as_feature_matrix
 from evalkit.registry import METRICS
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from evalkit.metrics.inception_score import InceptionScore
-
 from evalkit.registry import METRICS
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import pandas as pd
+
 from evalkit.reports.bootstrap import seed_spread
 
 SEED_KEYS = ("seed", "seeds", "base_seed")

@@ -22,9 +22,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from evalkit.metrics.base import Metric, build_metric
 
 from evalkit.errors import EvalkitError, InputError
+from evalkit.metrics.base import Metric, build_metric
 
 IntervalMethod = Literal["basic", "percentile"]
 
@@ -177,10 +177,9 @@ def bootstrap_frame(
     their stored interval; the returned messages say which and why.
     """
     import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
+    from evalkit.registry import METRICS
     from evalkit.reports.features import load_fake_features, load_real_features
     from evalkit.reports.published import normalise_metric
-
-    from evalkit.registry import METRICS
     from evalkit.seeding import sample_seed
 
     frame = frame.copy()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from evalkit.reports.bootstrap import feed
-from evalkit.reports.features import load_fake_features, load_fake_indices, load_plan
 
 from evalkit.errors import EvalkitError
 from evalkit.registry import METRICS
+from evalkit.reports.bootstrap import feed
+from evalkit.reports.features import load_fake_features, load_fake_indices, load_plan
 
 BREAKDOWN_COLUMNS = ["generator", "protocol", "metric", "variant", "label", "value", "n"]
 

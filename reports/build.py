@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from evalkit.errors import InputError
 from evalkit.reports.ablation import ablation_frame, ablation_keys, aggregate_seeds
 from evalkit.reports.bootstrap import IntervalMethod, bootstrap_frame
 from evalkit.reports.breakdown import breakdowns
@@ -32,8 +34,6 @@ from evalkit.reports.tables import (
     to_latex,
     to_markdown,
 )
-
-from evalkit.errors import InputError
 
 FORMATS = ("md", "csv", "tex", "html")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from evalkit.reports.load import protocol_slug, split_protocol
 
 from evalkit.errors import RunDirError
+from evalkit.reports.load import protocol_slug, split_protocol
 from evalkit.rundir import REAL
 
 

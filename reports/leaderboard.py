@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
 from evalkit.reports.published import normalise_metric, protocol_matches
 from evalkit.reports.tables import Cell, Column, Section, Table, decimals_for, format_number
 

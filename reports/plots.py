@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from evalkit.reports.ablation import varying_keys
-from evalkit.reports.leaderboard import column_label
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from evalkit.reports.ablation import varying_keys
+from evalkit.reports.leaderboard import column_label
 
 X_AXES = {"seconds": ("gen_seconds_per_video", "generation seconds per video"),
           "nfe": ("nfe_per_video", "network evaluations per video")}

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+
 from evalkit.metrics.base import Metric, MetricValue
 from evalkit.reports.load import CONFIG_FILE, MANIFEST_FILE, protocol_slug
-
 from evalkit.rundir import REAL
 from evalkit.store import RESULTS_FILE, ResultRow, write_results
 

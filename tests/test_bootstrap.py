@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from evalkit.errors import InputError
 from evalkit.reports.bootstrap import (
     bootstrap_frame,
     bootstrap_interval,
@@ -13,8 +15,6 @@ from evalkit.reports.bootstrap import (
 )
 from evalkit.reports.load import load_run, results_frame
 from evalkit.reports.testing import GaussianFrechet, MeanScore, use_test_metrics, write_example_run
-
-from evalkit.errors import InputError
 
 D, N = 4, 300
 MU, SCALE = 0.5, 1.3

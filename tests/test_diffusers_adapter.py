@@ -10,6 +10,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+from evalkit.errors import ConfigError, InputError, WeightsError  # noqa: E402
 from evalkit.generators.base import build_generator  # noqa: E402
 from evalkit.generators.diffusers_adapter import (  # noqa: E402
     DiffusersConfig,
@@ -17,8 +18,6 @@ from evalkit.generators.diffusers_adapter import (  # noqa: E402
     _frames_to_uint8,
     tiny_text_to_video_pipeline,
 )
-
-from evalkit.errors import ConfigError, InputError, WeightsError  # noqa: E402
 from evalkit.seeding import torch_generator  # noqa: E402
 from evalkit.video import VideoSpec  # noqa: E402
 

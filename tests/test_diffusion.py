@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.diffusion import DiffusionConfig, SigmaInEDM, training_loss
 

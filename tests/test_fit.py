@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+
+from evalkit.errors import InputError
 from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.fit import (
     FIT,
@@ -14,8 +16,6 @@ from evalkit.generators.fit import (
     unpatchify,
 )
 from evalkit.generators.model_configs import PAPER_PARAMETERS, model_config
-
-from evalkit.errors import InputError
 
 
 def small(**kw):

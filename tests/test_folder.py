@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from evalkit.datasets.folder import FolderDataset, read_prompts
 from PIL import Image
 
 from evalkit import video_io
 from evalkit.config import from_dict
+from evalkit.datasets.folder import FolderDataset, read_prompts
 from evalkit.errors import ConfigError, InputError
 from evalkit.registry import DATASETS
 from evalkit.seeding import sample_seed

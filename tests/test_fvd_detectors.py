@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from cdfvd.fvd import cdfvd as CdFvd
 from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d as RefInceptionI3d
 from cdfvd.third_party.i3d.utils import preprocess_i3d as ref_preprocess_i3d
+
+from evalkit import weights
+from evalkit.errors import InputError, WeightsError
 from evalkit.metrics.base import build_detector, build_metric
 from evalkit.metrics.detectors.i3d_pytorch import InceptionI3d, temporal_steps_after_backbone
 from evalkit.metrics.detectors.i3d_pytorch_detectors import (
@@ -27,9 +30,6 @@ from evalkit.metrics.detectors.i3d_pytorch_detectors import (
     preprocess_videogpt,
 )
 from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, build_styleganv_i3d, script_module
-
-from evalkit import weights
-from evalkit.errors import InputError, WeightsError
 
 torch.set_num_threads(1)
 

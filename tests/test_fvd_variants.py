@@ -16,9 +16,9 @@ import torch
 from cdfvd.fvd import cdfvd as CdFvd
 from cdfvd.third_party.i3d.utils import frechet_distance as tats_frechet_distance
 from cdfvd.utils.metric_utils import FeatureStats as RefFeatureStats
+
 from evalkit.metrics.base import build_metric
 from evalkit.metrics.frechet import frechet_distance
-
 from evalkit.registry import DETECTORS, METRICS
 
 VARIANTS = {

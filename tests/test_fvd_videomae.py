@@ -16,6 +16,9 @@ from cdfvd.fvd import get_videomae_features
 from cdfvd.third_party.VideoMAEv2.utils import preprocess_videomae as ref_preprocess
 from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import VisionTransformer
 from cdfvd.utils.metric_utils import FeatureStats as RefFeatureStats
+from safetensors.torch import save_file
+
+from evalkit.errors import InputError, WeightsError
 from evalkit.metrics.detectors.videomae import (
     VIT_G,
     VideoMAEConfig,
@@ -26,9 +29,6 @@ from evalkit.metrics.detectors.videomae import (
     preprocess_videomae,
     sinusoid_table,
 )
-from safetensors.torch import save_file
-
-from evalkit.errors import InputError, WeightsError
 
 torch.set_num_threads(1)
 SMALL = VideoMAEConfig(embed_dim=32, depth=2, num_heads=2)

@@ -27,10 +27,10 @@ import dataclasses
 import pytest
 import torch
 import yaml
-from evalkit.datasets.shapes import ShapesConfig, ShapesDataset
-from evalkit.generators.base import Generator, build_generator
 
+from evalkit.datasets.shapes import ShapesConfig, ShapesDataset
 from evalkit.errors import EvalkitError
+from evalkit.generators.base import Generator, build_generator
 from evalkit.registry import GENERATORS
 from evalkit.video import VideoSpec
 

@@ -4,8 +4,9 @@ import copy
 
 import pytest
 import torch
-from evalkit.generators.lamb import Lamb, param_groups_no_decay, trust_ratio
 from timm.optim import Lamb as TimmLamb
+
+from evalkit.generators.lamb import Lamb, param_groups_no_decay, trust_ratio
 
 
 def _mlp(seed: int = 0, dtype=torch.float64) -> torch.nn.Module:

@@ -13,12 +13,12 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from evalkit.metrics.base import build_metric
-from evalkit.metrics.detectors.clip import ClipFidViTB32, ClipSimViTB32, build_open_clip
 from PIL import Image
 
 from evalkit import weights as W
 from evalkit.errors import InputError
+from evalkit.metrics.base import build_metric
+from evalkit.metrics.detectors.clip import ClipFidViTB32, ClipSimViTB32, build_open_clip
 
 torch.set_num_threads(1)
 TINY = "evalkit-test-tiny-clip"

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.base import build_detector, build_metric
-from evalkit.metrics.detectors.inception import fid_inception_network, random_init_
 from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as pfi
 
 from evalkit import weights as W
 from evalkit.errors import InputError, WeightsError
+from evalkit.metrics.base import build_detector, build_metric
+from evalkit.metrics.detectors.inception import fid_inception_network, random_init_
 
 torch.set_num_threads(1)
 

@@ -5,10 +5,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from evalkit.metrics.frechet import SQRT_METHODS, FrechetError, FrechetMetric, frechet_distance
 from pytorch_fid.fid_score import calculate_frechet_distance
 
 from evalkit.errors import InputError
+from evalkit.metrics.frechet import SQRT_METHODS, FrechetError, FrechetMetric, frechet_distance
 
 
 def _sets(n: int = 300, d: int = 12, seed: int = 0):

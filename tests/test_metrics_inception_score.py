@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from evalkit.metrics.inception_score import InceptionScore
 from scipy.special import softmax
 from scipy.stats import entropy
 
 from evalkit.errors import InputError
+from evalkit.metrics.inception_score import InceptionScore
 
 
 class _Splits(InceptionScore):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from evalkit.metrics.kid import KernelInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance as TorchmetricsKID
 
 from evalkit.errors import InputError
+from evalkit.metrics.kid import KernelInceptionDistance
 
 
 class _SmallKid(KernelInceptionDistance):

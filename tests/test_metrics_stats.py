@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from evalkit.metrics.stats import FeatureStats
 
 from evalkit.errors import InputError
+from evalkit.metrics.stats import FeatureStats
 
 
 def _features(n: int, d: int, seed: int = 0) -> np.ndarray:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from evalkit.datasets.msrvtt import MSRVTT, check_video_id, load_annotations, read_split_csv
 
 from evalkit import video_io
 from evalkit.config import from_dict
+from evalkit.datasets.msrvtt import MSRVTT, check_video_id, load_annotations, read_split_csv
 from evalkit.errors import ConfigError, InputError
 from evalkit.registry import DATASETS
 from evalkit.seeding import sample_seed

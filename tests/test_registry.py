@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from evalkit.generators.base import build_generator
 
+from evalkit.generators.base import build_generator
 from evalkit.registry import GENERATORS, Registry, RegistryError
 
 

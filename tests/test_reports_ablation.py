@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from evalkit.reports.ablation import ablation_frame, ablation_keys, aggregate_seeds, varying_keys
 from evalkit.reports.build import ablation_table
 from evalkit.reports.load import load_run, load_runs, results_frame

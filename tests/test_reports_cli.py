@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from evalkit.reports.testing import manifest_entry, result_row, use_test_metrics, write_example_run, write_run
 
 from evalkit.cli import main
+from evalkit.reports.testing import manifest_entry, result_row, use_test_metrics, write_example_run, write_run
 
 
 def test_report_writes_requested_formats(tmp_path, monkeypatch, capsys):

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from evalkit.reports.build import build_report
 from evalkit.reports.testing import use_test_metrics, write_example_run
-from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 # as root in a container: no sandbox, no GPU, nothing that reaches the network

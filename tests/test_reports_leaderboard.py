@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from evalkit.errors import ConfigError
 from evalkit.reports.leaderboard import leaderboard_frame, leaderboard_table, published_table, wide_values
 from evalkit.reports.load import load_run
 from evalkit.reports.published import load_published, published_frame
 from evalkit.reports.tables import to_html, to_latex, to_markdown
 from evalkit.reports.testing import manifest_entry, result_row, write_run
-
-from evalkit.errors import ConfigError
 
 P = "ucf101-zeroshot/test"
 DOCS = Path("/work/shared/docs/snap_video_spec.md")

@@ -6,11 +6,11 @@ import sqlite3
 
 import numpy as np
 import pytest
+
+from evalkit.errors import RunDirError
 from evalkit.reports.features import load_fake_features, load_plan, load_real_features
 from evalkit.reports.load import common_protocols, load_run, load_runs, results_frame, split_protocol
 from evalkit.reports.testing import manifest_entry, result_row, write_example_run, write_features, write_run
-
-from evalkit.errors import RunDirError
 
 P = "ucf101-zeroshot/test"
 

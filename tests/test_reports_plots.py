@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from evalkit.errors import EvalkitError, InputError
 from evalkit.reports.breakdown import breakdowns, label_breakdown
 from evalkit.reports.features import load_fake_features, load_plan
 from evalkit.reports.grids import frame_strip, sample_grid
 from evalkit.reports.load import load_run
 from evalkit.reports.plots import breakdown_plots, speed_quality_plots, speed_quality_points
 from evalkit.reports.testing import use_test_metrics, write_example_run
-from PIL import Image
-
-from evalkit.errors import EvalkitError, InputError
 
 P = "ucf101-zeroshot/test"
 

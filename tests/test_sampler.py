@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.diffusion import DiffusionConfig, SigmaInEDM
 from evalkit.generators.sampler import (

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from evalkit.generators.schedules import EMA, WarmupCosine, ema_beta, half_life_steps_to_samples
 
 

@@ -8,11 +8,11 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from evalkit.metrics.base import Detector
-from evalkit.metrics.frechet import FrechetMetric, frechet_distance
 from PIL import Image
 
 from evalkit.cli import main
+from evalkit.metrics.base import Detector
+from evalkit.metrics.frechet import FrechetMetric, frechet_distance
 from evalkit.registry import DETECTORS, METRICS
 
 

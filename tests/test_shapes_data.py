@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from evalkit.config import from_dict
 from evalkit.datasets.shapes import (
     BACKGROUNDS,
     COLORS,
@@ -26,8 +28,6 @@ from evalkit.datasets.shapes import (
 from evalkit.datasets.shapes.attributes import LABELS, valid
 from evalkit.datasets.shapes.captions import vocabulary
 from evalkit.datasets.shapes.render import clip_geometry
-
-from evalkit.config import from_dict
 from evalkit.errors import InputError
 from evalkit.protocols import load_protocol
 from evalkit.registry import DATASETS

@@ -2,9 +2,12 @@
 
 import warnings
 
-import evalkit.generators.snapvideo  # noqa: F401  (registers snapvideo-fit / snapvideo-cascade)
 import pytest
 import torch
+
+import evalkit.generators.snapvideo  # noqa: F401  (registers snapvideo-fit / snapvideo-cascade)
+from evalkit.config import from_dict
+from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.generators.base import build_generator
 from evalkit.generators.checkpoints import save_weights
 from evalkit.generators.conditioning import make_conditioning, strided_clip
@@ -19,9 +22,6 @@ from evalkit.generators.snapvideo import (
     videos_to_clips,
 )
 from evalkit.generators.trainer import TRAINABLE_MODELS
-
-from evalkit.config import from_dict
-from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.video import VideoSpec
 
 _NET = dict(frames=4, height=8, width=16, patch_width=16, num_latents=8, latent_width=32, num_blocks=1,

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 import torch
+
+from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.generators.text_encoders import (
     MINILM_SHA256,
     TEXT_ENCODERS,
@@ -13,8 +15,6 @@ from evalkit.generators.text_encoders import (
     build_text_encoder,
     evalkit_home,
 )
-
-from evalkit.errors import ConfigError, InputError, WeightsError
 
 PROMPTS = ["a red circle moving left", "A blue square, spinning!", ""]
 

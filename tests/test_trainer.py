@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from evalkit.config import from_dict, load_config
+from evalkit.errors import RunDirError
 from evalkit.generators.checkpoints import list_checkpoints, load_checkpoint, load_weights
 from evalkit.generators.trainer import (
     TRAINABLE_MODELS,
@@ -19,10 +23,6 @@ from evalkit.generators.trainer import (
     export_from_checkpoint,
     step_items,
 )
-from torch import nn
-
-from evalkit.config import from_dict, load_config
-from evalkit.errors import RunDirError
 from evalkit.video import VideoSpec
 
 CAPTIONS = ["a red circle moving left", "a blue square", "a green star spinning", "a cross"]

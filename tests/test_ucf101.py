@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from evalkit.datasets.clips import ClipSampler, ClipTooShortError, resize_video
-from evalkit.datasets.ucf101 import UCF101, human_name, read_class_index, shipped_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from evalkit import video_io
 from evalkit.config import from_dict
+from evalkit.datasets.clips import ClipSampler, ClipTooShortError, resize_video
+from evalkit.datasets.ucf101 import UCF101, human_name, read_class_index, shipped_dir
 from evalkit.errors import ConfigError, InputError
 from evalkit.registry import DATASETS
 from evalkit.seeding import sample_seed

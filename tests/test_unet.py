@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 import torch
+
+from evalkit.errors import ConfigError, InputError
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.unet import (
     TemporalAttention,
@@ -16,8 +18,6 @@ from evalkit.generators.unet import (
     relative_position_bucket,
 )
 from evalkit.generators.unet_configs import PAPER_PARAMETERS, UNET_CONFIGS, unet_config
-
-from evalkit.errors import ConfigError, InputError
 
 TEST_CFG = UNetConfig(base_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[64, 32],
                       attention_reference=64, head_channels=8, cond_channels=16, text_dim=12, dropout=0.0,
@@ -202,7 +202,6 @@ def test_model_shares_fit_diffusion_and_sizes():
 
 def test_training_loss_backward_with_images():
     from evalkit.generators.unet_generator import trainable_unet
-
     from evalkit.video import VideoSpec
 
     torch.manual_seed(0)
@@ -219,10 +218,9 @@ def test_training_loss_backward_with_images():
 
 
 def test_generator_loads_exported_weights(tmp_path):
+    from evalkit.errors import WeightsError
     from evalkit.generators.checkpoints import save_weights
     from evalkit.generators.unet_generator import UNetVideoGenerator, build_unet_model
-
-    from evalkit.errors import WeightsError
     from evalkit.video import VideoSpec
 
     enc = {"name": "hashed", "params": {"dim": 16, "max_length": 8}}

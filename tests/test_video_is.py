@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.base import build_detector, build_metric
-from evalkit.metrics.detectors.c3d import load_tgan2_c3d
 
 from evalkit import weights
 from evalkit.errors import InputError, WeightsError
+from evalkit.metrics.base import build_detector, build_metric
+from evalkit.metrics.detectors.c3d import load_tgan2_c3d
 
 torch.set_num_threads(1)
 CONVS = ["conv1a", "conv2a", "conv3a", "conv3b", "conv4a", "conv4b", "conv5a", "conv5b"]

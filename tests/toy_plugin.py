@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from evalkit.datasets.base import ProtocolDataset, Sample
 from evalkit.generators.reference import Oracle
 from evalkit.metrics.base import Detector
 from evalkit.metrics.frechet import FrechetMetric
-
 from evalkit.registry import DATASETS, DETECTORS, GENERATORS, METRICS
 from evalkit.seeding import numpy_rng, sample_seed
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from evalkit.datasets.shapes.attributes import BACKGROUNDS, COLORS, MOTIONS, SHAPES, SPEEDS, ShapeAttributes
-
 from evalkit.errors import InputError
 
 MOTION_PHRASES: dict[str, str] = {

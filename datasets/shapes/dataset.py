@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+
 from evalkit.datasets.base import ProtocolDataset, Sample
 from evalkit.datasets.shapes.attributes import (
     BACKGROUNDS,
@@ -25,7 +26,6 @@ from evalkit.datasets.shapes.attributes import (
 )
 from evalkit.datasets.shapes.captions import caption, parse_caption
 from evalkit.datasets.shapes.render import render_batch
-
 from evalkit.registry import DATASETS
 from evalkit.seeding import numpy_rng, sample_seed
 from evalkit.video import VideoSpec

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from evalkit.datasets.shapes.attributes import (
     ANGULAR_SPEED,
     BACKGROUNDS,
@@ -24,7 +25,6 @@ from evalkit.datasets.shapes.attributes import (
     LINEAR_SPEED,
     ShapeAttributes,
 )
-
 from evalkit.seeding import numpy_rng
 from evalkit.video import VideoSpec
 
@@ -223,9 +223,9 @@ def _render_chunk(geos: list[tuple[np.ndarray, ...]], shapes: list[str], spec: V
     bottom = torch.tensor(np.stack([g[6] for g in geos]), dtype=torch.float32).view(n, 1, 1, 1, 3)
     ramp = ((torch.arange(h, dtype=torch.float32) + 0.5) / h).view(1, 1, h, 1, 1)
     background = top + (bottom - top) * ramp  # (n, 1, H, 1, 3)
-    a = alpha.unsqueeze(-1)
-    frames = background + (color - background) * a
-    return frames.round_().clamp_(0, 255).to(torch.uint8)
+    frames = alpha.unsqueeze(-1) * (color - background)
+    frames += background + 0.5  # + 0.5, then truncation: round half up
+    return frames.clamp_(0, 255).to(torch.uint8)
 
 
 def render_batch(attrs: Sequence[ShapeAttributes], seeds: Sequence[int], spec: VideoSpec) -> torch.Tensor:

@@ -31,11 +31,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.detectors.i3d_torchscript import load_torchscript, script_module
-from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from torch import nn
 
 from evalkit.errors import WeightsError
+from evalkit.metrics.detectors.i3d_torchscript import load_torchscript, script_module
+from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from evalkit.registry import DETECTORS
 
 NUM_CLASSES = 101

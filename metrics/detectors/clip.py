@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from evalkit.metrics.detectors.inception import RANDOM_WEIGHTS_SEED, ImageDetector
 
 from evalkit import weights as W
 from evalkit.errors import InputError, WeightsError
+from evalkit.metrics.detectors.inception import RANDOM_WEIGHTS_SEED, ImageDetector
 from evalkit.registry import DETECTORS
 
 #: keys of OpenAI's TorchScript archives that are not parameters of the open_clip model

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+
 from evalkit.metrics.detectors.i3d_pytorch import (
     MIN_FRAMES,
     NUM_CLASSES,
@@ -33,7 +34,6 @@ from evalkit.metrics.detectors.video_base import (
     frames_to_bcthw,
     to_float_frames,
 )
-
 from evalkit.registry import DETECTORS
 
 TARGET = 224

@@ -21,11 +21,11 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.detectors.i3d_pytorch import MIN_FRAMES, NUM_CLASSES, InceptionI3d, build_i3d
-from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from torch import nn
 
 from evalkit.errors import WeightsError
+from evalkit.metrics.detectors.i3d_pytorch import MIN_FRAMES, NUM_CLASSES, InceptionI3d, build_i3d
+from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from evalkit.registry import DETECTORS
 
 

@@ -27,11 +27,11 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.base import Detector
 from torch import nn
 
 from evalkit import weights as W
 from evalkit.errors import InputError, WeightsError
+from evalkit.metrics.base import Detector
 from evalkit.registry import DETECTORS
 from evalkit.video import as_video_tensor
 

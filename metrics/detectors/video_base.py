@@ -13,10 +13,10 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 import torch
-from evalkit.metrics.base import Detector
 
 from evalkit import weights as weights_registry
 from evalkit.errors import InputError
+from evalkit.metrics.base import Detector
 from evalkit.video import as_video_tensor
 
 #: seed of the random-weight networks built with ``allow_random_weights``

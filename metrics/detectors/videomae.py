@@ -20,10 +20,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from torch import nn
 
 from evalkit.errors import WeightsError
+from evalkit.metrics.detectors.video_base import RANDOM_WEIGHTS_SEED, VideoDetector
 from evalkit.registry import DETECTORS
 
 
