@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the quickstart config")
     p.add_argument("--no-report", action="store_true", help="skip the report step")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                   help="bootstrap rounds for the report's intervals (default: 200; 0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -46,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
     rows = read_results(args.out / "results.sqlite")
     print_rows(rows)
     if not args.no_report:
-        try:
-            from evalkit.commands import report
-        except ModuleNotFoundError:
-            report = None
-        if report is not None:
-            report_args = argparse.Namespace(run_dirs=[args.out], out=args.out / "report", format="md,csv,tex,html",
-                                             bootstrap=None, seed=0)
-            report.run(report_args)
+        from evalkit.commands import report
+
+        # Parse through the report command's own parser so its defaults apply here unchanged.
+        parser = argparse.ArgumentParser(prog="evalkit")
+        report.add_parser(parser.add_subparsers())
+        report_args = parser.parse_args(["report", str(args.out), "--out", str(args.out / "report"),
+                                         "--bootstrap", str(args.bootstrap)])
+        report.run(report_args)
     print(f"\nresults: {args.out / 'results.sqlite'}")
     return 0
