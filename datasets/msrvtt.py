@@ -356,7 +356,7 @@ class MSRVTT(ProtocolDataset):
                 raise InputError(
                     f"{len(absent)} video(s) of {self.annotations.file} ('videos', split {self.config.split}) are "
                     f"not in {where}: {', '.join(absent[:5])}" + (" ..." if len(absent) > 5 else "")
-                    + " (run with --set skip_unreadable=true to leave them out and list them with the results)"
+                    + " (run with --skip-unreadable to leave them out and list them with the results)"
                 )
             self.skipped.extend(f"{self._root()}/{vid}: listed in {self.annotations.file} but not found" for vid in absent)
         if not present:

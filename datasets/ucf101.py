@@ -347,7 +347,7 @@ class UCF101(ProtocolDataset):
                 raise InputError(
                     f"{len(absent)} video(s) named by the split files are not in {self.video_root}: {shown}"
                     + (" ..." if len(absent) > 5 else "")
-                    + " (run with --set skip_unreadable=true to leave them out and list them with the results)"
+                    + " (run with --skip-unreadable to leave them out and list them with the results)"
                 )
             for e in absent:
                 self.skipped.append(f"{self.video_root / e.relpath}: named by {e.file}:{e.line} but not found")

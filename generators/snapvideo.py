@@ -39,6 +39,7 @@ from evalkit.generators.diffusion import SigmaInEDM, training_loss
 from evalkit.generators.fit import FIT, replace_config
 from evalkit.generators.model_configs import SnapVideoModelConfig, resolve_model_config
 from evalkit.generators.sampler import SamplerConfig, SampleStats, sample
+from evalkit.generators.shipped import SHIPPED, checkpoint_path
 from evalkit.generators.text_encoders import TextEncoder, build_text_encoder
 from evalkit.generators.trainer import TRAINABLE_MODELS
 from evalkit.registry import GENERATORS
@@ -248,10 +249,11 @@ def load_model_state(model: SnapVideoModel, state: dict[str, torch.Tensor], file
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    path = Path(path)
+    """Weights and metadata of a checkpoint given as a file path or a shipped name (``fit-tiny-shapes``)."""
+    path = checkpoint_path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file not found (expected a .safetensors weights file from "
-                           "`evalkit train` export)")
+                           f"`evalkit train` export, or a shipped name: {', '.join(SHIPPED)})")
     return load_weights(path)
 
 

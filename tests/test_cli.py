@@ -35,3 +35,15 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "did you mean 'batch_size'" in err and "Traceback" not in err
+
+
+def test_run_flags_become_config_fields(tmp_path, monkeypatch):
+    from evalkit.commands import run as run_command
+
+    seen = {}
+    monkeypatch.setattr(run_command, "execute", lambda config, out, resume, progress=True: seen.update(config=config))
+    monkeypatch.setattr(run_command, "read_results", lambda path: [])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("generators: [{name: oracle}]\nprotocols: [shapes]\n")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--skip-unreadable", "--allow-random-weights"]) == 0
+    assert seen["config"].skip_unreadable is True and seen["config"].allow_random_weights is True

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   evalkit run configs/quickstart.yaml --out runs/qs --resume          # after Ctrl-C or a crash
   evalkit run my.yaml --set batch_size=4 --set generators.0.params.steps=32
   torchrun --nproc_per_node 4 -m evalkit run my.yaml --out runs/big   # one process per GPU
+  evalkit run ucf.yaml --skip-unreadable        # leave out (and list) real videos that fail to decode
 """
 
 
@@ -28,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a config field by dotted path (repeatable)")
     p.add_argument("--allow-random-weights", action="store_true",
                    help="run detectors with random weights if reference weights are missing (not comparable)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out real videos that fail to decode (listed with the results) instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.allow_random_weights:
         overrides.append("allow_random_weights=true")
+    if args.skip_unreadable:
+        overrides.append("skip_unreadable=true")
     config = load_config(RunConfig, args.config, overrides)
     out = args.out or Path("runs") / config.name
     execute(config, out, args.resume, progress=not args.no_progress)

@@ -9,7 +9,7 @@ EXAMPLES = """examples:
   evalkit train configs/train/fit-tiny-shapes.yaml --out runs/train/fit
   evalkit train configs/train/fit-tiny-shapes.yaml --out runs/train/fit --resume     # after Ctrl-C
   evalkit train my.yaml --set steps=200 --set batch_size=8 --set optimizer.lr=2e-3
-  evalkit train my.yaml --export generators/checkpoints/my-model.safetensors        # ship EMA weights
+  evalkit train my.yaml --export generators/weights/my-model.safetensors        # ship EMA weights
   torchrun --nproc_per_node 2 -m evalkit train my.yaml --out runs/train/ddp          # data parallel
 
 The run directory receives train_config.json, loss.csv (per-step loss, lr, grad norm, EMA beta),

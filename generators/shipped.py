@@ -1,0 +1,60 @@
+"""Generator checkpoints shipped in the package, registered by name in the weights registry.
+
+A generator's ``checkpoint`` field takes a file path or one of these names, so configs such as the
+quickstart work from any directory and a retrained file is noticed by its digest (`evalkit weights
+verify`). The files are the EMA weights exported by ``evalkit train`` from ``configs/train/``; their
+training cost is in the file metadata and in docs/training.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalkit import weights as weights_registry
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: name -> (file, SHA-256, training config, description)
+SHIPPED: dict[str, tuple[str, str, str, str]] = {
+    "fit-tiny-shapes": (
+        "fit-tiny-shapes.safetensors",
+        "2eba3a8f7b156c2c1556fca7c868b0032946315d193aacb5ea60736a1354dbf7",
+        "configs/train/fit-tiny-shapes.yaml",
+        "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
+    ),
+    "fit-upsampler-tiny-shapes": (
+        "fit-upsampler-tiny-shapes.safetensors",
+        "3cb8742f1b81e82626a7fe939edfc305c1425b6a0eeaff55f0c41adbc3f55ed6",
+        "configs/train/fit-upsampler-tiny-shapes.yaml",
+        "Snap Video FIT upsampler stage (fit-upsampler-tiny), 36x64 -> 72x128 shapes clips",
+    ),
+    "unet-tiny-shapes": (
+        "unet-tiny-shapes.safetensors",
+        "4d7ad41654444045b31e337c2bc5cc1253cf1747496cac6591e90803cb3c1335",
+        "configs/train/unet-tiny-shapes.yaml",
+        "video U-Net with temporal attention (unet-tiny), 16x36x64 shapes clips",
+    ),
+}
+
+for _name, (_file, _sha, _config, _description) in SHIPPED.items():
+    weights_registry.register_weights(
+        weights_registry.WeightEntry(
+            name=_name,
+            filename=_file,
+            url=f"shipped in the package (evalkit/generators/weights/{_file}); rebuild with `evalkit train {_config}`",
+            digest=_sha,
+            digest_kind="sha256-prefix",
+            description=_description,
+            packaged_path=str(WEIGHTS_DIR / _file),
+        )
+    )
+
+
+def checkpoint_path(value: str | Path) -> Path:
+    """A checkpoint field's file: an existing path as given, else a registered weights name resolved."""
+    path = Path(value)
+    name = str(value).strip().replace("_", "-").lower()
+    if path.is_file() or name not in weights_registry.WEIGHTS:
+        return path  # a missing path is reported by the caller, with what it expected
+    resolved = weights_registry.resolve(name)
+    return resolved.path if resolved.path is not None else path

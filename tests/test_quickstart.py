@@ -1,0 +1,60 @@
+"""The main job end to end: `evalkit quickstart` and `evalkit sanity shapes` on the shipped weights.
+
+Small sample counts keep this to about a minute on two CPU cores; the full-size quickstart is the
+README's first command. The sanity test asserts the metric expectations of ``evalkit.sanity`` (the
+oracle is the floor, degradations are detected, noise is monotone) with the shipped detectors.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from evalkit.cli import main
+
+STEPS = ["--set", "generators.1.sweep.steps=[2, 3]", "--set", "generators.2.sweep.steps=[2]"]
+
+
+@pytest.fixture(scope="module")
+def quickstart_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quickstart") / "run"
+    code = main(["quickstart", "--out", str(out), "--samples", "12", "--bootstrap", "10", "--no-progress", *STEPS])
+    assert code == 0
+    return out
+
+
+def test_quickstart_writes_results_for_every_generator_and_metric(quickstart_dir):
+    with sqlite3.connect(quickstart_dir / "results.sqlite") as db:
+        rows = db.execute("SELECT generator, metric FROM results").fetchall()
+    generators = {g for g, _ in rows}
+    metrics = {m for _, m in rows}
+    assert {"oracle", "fit-tiny[steps=2]", "unet-tiny[steps=2]", "oracle-frozen"} <= generators, generators
+    assert {"fvd", "fid", "is", "clipsim"} <= {m.split(":")[0] for m in metrics}, metrics
+
+
+def test_quickstart_report_has_tables_plots_and_html(quickstart_dir):
+    report = quickstart_dir / "report"
+    markdown = (report / "report.md").read_text()
+    assert "fit-tiny" in markdown and "unet-tiny" in markdown
+    assert (report / "leaderboard.tex").read_text().count("\\toprule") >= 1
+    assert list(report.glob("images/speed-*.png")), sorted(p.name for p in (report / "images").iterdir())
+    assert "<img" in (report / "report.html").read_text()
+    assert list(report.glob("images/samples-*fit-tiny*.png"))
+
+
+def test_quickstart_resume_recomputes_nothing(quickstart_dir, capsys):
+    before = (quickstart_dir / "results.sqlite").stat().st_mtime_ns
+    chunks = sorted(p.stat().st_mtime_ns for p in quickstart_dir.glob("features/**/*.npz"))
+    code = main(["quickstart", "--out", str(quickstart_dir), "--samples", "12", "--resume", "--no-report",
+                 "--no-progress", *STEPS])
+    assert code == 0
+    assert sorted(p.stat().st_mtime_ns for p in quickstart_dir.glob("features/**/*.npz")) == chunks
+    assert (quickstart_dir / "results.sqlite").stat().st_mtime_ns >= before
+
+
+def test_sanity_suite_passes_on_shapes_with_the_shipped_detectors(tmp_path, capsys):
+    code = main(["sanity", "shapes", "--samples", "192", "--out", str(tmp_path / "sanity"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "FAIL" not in printed
