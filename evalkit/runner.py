@@ -363,7 +363,8 @@ class Runner:
     def _keys_of(st: ProtocolState, metric: Metric) -> list[str]:
         return [k for k, (d, _) in st.feature_keys.items() if d == metric.detector]
 
-    def compute_results(self, st: ProtocolState, gen_entry: ResolvedGenerator, manifest_entry: dict) -> list[ResultRow]:
+    def compute_results(self, st: ProtocolState, gen_entry: ResolvedGenerator, manifest_entry: dict,
+                        generator_info: dict | None = None) -> list[ResultRow]:
         fake = self._merged_states(gen_entry.label, st, len(st.plan), real=False)
         real = self._merged_states(REAL, st, st.n_real, real=True) if st.real_keys() else {}
         if not self.dist.is_main:
@@ -380,7 +381,8 @@ class Runner:
             protocol = st.name if size is None else f"{st.name}@{size[0]}x{size[1]}"
             details = {**value.details, **gen_time, "generator_name": gen_entry.name,
                        "generator_params": gen_entry.params, "swept": gen_entry.swept,
-                       "metric_seconds": time.perf_counter() - t0, "skipped_files": list(st.dataset.skipped)}
+                       "metric_seconds": time.perf_counter() - t0, "skipped_files": list(st.dataset.skipped),
+                       "generator_info": generator_info or {}}
             rows.append(ResultRow(
                 run_id=f"{self.config.name}-{self.hash}", generator=gen_entry.label, protocol=protocol,
                 metric=metric.name, variant=metric.variant, value=float(value.value), std=value.std,
@@ -426,7 +428,7 @@ class Runner:
                     self.generate(g, generator, st)
                     D.barrier()
                     entry["wall_time_s"] = entry.get("wall_time_s", 0.0) + (time.perf_counter() - t0)
-                    new_rows = self.compute_results(st, g, entry)
+                    new_rows = self.compute_results(st, g, entry, generator.info())
                     if self.dist.is_main:
                         write_results(self.rundir.results_file, new_rows)
                         rows += new_rows

@@ -56,6 +56,13 @@ class Generator(ABC):
         """
         return None
 
+    def info(self) -> dict[str, Any]:
+        """Facts recorded next to every result row: parameter count, weights, training cost.
+
+        Keys the reports know: ``parameters`` (int), ``training`` ({steps, samples, wall_s, device}).
+        """
+        return {}
+
     def to(self, device: str | torch.device) -> Generator:
         self.device = torch.device(device)
         return self

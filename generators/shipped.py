@@ -18,19 +18,19 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, str, str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "2eba3a8f7b156c2c1556fca7c868b0032946315d193aacb5ea60736a1354dbf7",
+        "fb2475e511ab53a70414eeb6d68c83ee8ce1007c77600acf2b9b30b7128284ff",
         "configs/train/fit-tiny-shapes.yaml",
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
     "fit-upsampler-tiny-shapes": (
         "fit-upsampler-tiny-shapes.safetensors",
-        "3cb8742f1b81e82626a7fe939edfc305c1425b6a0eeaff55f0c41adbc3f55ed6",
+        "4f13be0d5ec4ccf76a1cafa745ae2232e0f54e20c08db497f544b857caafc0f0",
         "configs/train/fit-upsampler-tiny-shapes.yaml",
         "Snap Video FIT upsampler stage (fit-upsampler-tiny), 36x64 -> 72x128 shapes clips",
     ),
     "unet-tiny-shapes": (
         "unet-tiny-shapes.safetensors",
-        "4d7ad41654444045b31e337c2bc5cc1253cf1747496cac6591e90803cb3c1335",
+        "51f0d92a768752df852352e3a962275ba3897e7ebc1f326422cbabfe1eaa1bb4",
         "configs/train/unet-tiny-shapes.yaml",
         "video U-Net with temporal attention (unet-tiny), 16x36x64 shapes clips",
     ),

@@ -357,6 +357,17 @@ class _Stage:
         return self.model
 
 
+def training_cost(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The training cost a weights file records (``evalkit train`` export), None for random weights."""
+    if not meta:
+        return None
+    return {k: meta.get(k) for k in ("steps", "samples", "wall_s", "device", "world", "threads", "config_hash")}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def _text_encoder(name: str | None, params: dict[str, Any], stage: _Stage) -> TextEncoder:
     if name is None:
         found = stage.encoder_choice()
@@ -404,6 +415,21 @@ class _SnapVideoBase(Generator):
         self.last_stats = stats
         return x
 
+    def _stages(self) -> list[_Stage]:
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        stages = self._stages()
+        out: dict[str, Any] = {"parameters": sum(count_parameters(s.model) for s in stages if s.model is not None),
+                               "random_weights": self.random_weights}
+        costs = [training_cost(s.meta) for s in stages]
+        if all(c is not None for c in costs):
+            out["training"] = costs[0] if len(costs) == 1 else {
+                "steps": sum(c["steps"] or 0 for c in costs), "samples": sum(c["samples"] or 0 for c in costs),
+                "wall_s": sum(c["wall_s"] or 0.0 for c in costs) if all(c["wall_s"] for c in costs) else None,
+                "stages": costs}
+        return out
+
     @staticmethod
     def _check_spec(model: SnapVideoModel, spec: VideoSpec, what: str) -> None:
         t, h, w = model.clip_shape
@@ -427,6 +453,9 @@ class SnapVideoGenerator(_SnapVideoBase):
 
     #: what the contract suite's test instance makes (tests/test_generator_contract.py)
     test_spec = VideoSpec(frames=4, height=8, width=16, fps=8.0)
+
+    def _stages(self) -> list[_Stage]:
+        return [self.stage]
 
     @classmethod
     def test_instance(cls, workdir: Path) -> SnapVideoGenerator:
@@ -469,6 +498,9 @@ class SnapVideoCascade(_SnapVideoBase):
                               f"({up.clip_shape[0]}, {want[0]}, {want[1]})", path="upsampler.model")
 
     test_spec = VideoSpec(frames=4, height=16, width=32, fps=8.0)
+
+    def _stages(self) -> list[_Stage]:
+        return [self.base, self.upsampler]
 
     @classmethod
     def test_instance(cls, workdir: Path) -> SnapVideoCascade:

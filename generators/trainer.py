@@ -612,7 +612,9 @@ class Trainer:
         meta = {"model": to_dict(self.config.model), "text_encoder": to_dict(self.config.text_encoder),
                 "text_encoder_fingerprint": self.text_encoder.fingerprint, "data": to_dict(self.config.data),
                 "steps": self.step, "samples": self._samples_seen(self.step), "final_loss": self.final_loss(),
-                "config_hash": config_hash(self.config), "weights": "ema"}
+                "config_hash": config_hash(self.config), "weights": "ema",
+                "wall_s": self.history[-1]["wall_s"] if self.history else None, "world": self.world,
+                "device": str(self.device), "threads": torch.get_num_threads()}
         return save_weights(path, self.ema.module.state_dict(), meta, dtype=getattr(torch, dtype))
 
 

@@ -33,10 +33,12 @@ from evalkit.generators.sampler import SamplerConfig, SampleStats, sample
 from evalkit.generators.snapvideo import (
     SnapVideoConfig,
     clips_to_videos,
+    count_parameters,
     crop_clips,
     load_model_state,
     pad_clips,
     read_weights,
+    training_cost,
     videos_to_clips,
 )
 from evalkit.generators.text_encoders import build_text_encoder
@@ -189,6 +191,14 @@ class UNetVideoGenerator(Generator):
             load_model_state(self.model, state, cfg.checkpoint)
         self.model.eval().requires_grad_(False)
         self.last_stats: SampleStats | None = None
+        self.meta = meta
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"parameters": count_parameters(self.model), "random_weights": self.random_weights}
+        cost = training_cost(self.meta)
+        if cost is not None:
+            out["training"] = cost
+        return out
 
     @classmethod
     def test_instance(cls, workdir: Path) -> UNetVideoGenerator:

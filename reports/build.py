@@ -17,6 +17,7 @@ from evalkit.errors import InputError
 from evalkit.reports.ablation import ablation_frame, ablation_keys, aggregate_seeds
 from evalkit.reports.bootstrap import IntervalMethod, bootstrap_frame
 from evalkit.reports.breakdown import breakdowns
+from evalkit.reports.cost import cost_frame, cost_table
 from evalkit.reports.features import load_samples
 from evalkit.reports.grids import sample_grid
 from evalkit.reports.html import render_html
@@ -56,6 +57,8 @@ class Report:
     grids: list[tuple[Path, str]]
     messages: list[str]
     files: list[Path] = dataclasses.field(default_factory=list)
+    costs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    cost_table: Table | None = None
 
     @property
     def partial(self) -> pd.DataFrame:
@@ -183,6 +186,8 @@ def build_report(
     report = Report(runs=runs, frame=frame, cells=cells, leaderboard=board, ablation=ablation,
                     ablation_table=abl_table, published=published, published_tables=pub_tables,
                     breakdown=breakdown, speed_plots=speed, breakdown_plots=bars, grids=grids, messages=messages)
+    report.costs = cost_frame(frame)
+    report.cost_table = cost_table(report.costs)
     report.files = write_report(report, out, formats, title)
     return report
 
@@ -205,7 +210,7 @@ def _grids(runs: list[RunData], frame: pd.DataFrame, out: Path, n_videos: int, n
 
 def write_report(report: Report, out: Path, formats: Sequence[str], title: str) -> list[Path]:
     files: list[Path] = []
-    tables = [report.leaderboard] + ([report.ablation_table] if report.ablation_table else [])
+    tables = [report.leaderboard] + [t for t in (report.ablation_table, report.cost_table) if t]
     if "md" in formats:
         parts = [f"# {title}\n"] + [f"> {w}\n" for w in partial_warnings(report.frame)]
         parts += [to_markdown(t) for t in tables + report.published_tables]
@@ -218,15 +223,20 @@ def write_report(report: Report, out: Path, formats: Sequence[str], title: str) 
             files.append(_write(out / "ablation.csv", report.ablation.to_csv()))
         if not report.breakdown.empty:
             files.append(_write(out / "breakdown.csv", report.breakdown.to_csv(index=False)))
+        if report.cost_table is not None:
+            files.append(_write(out / "cost.csv", report.costs.to_csv(index=False)))
     if "tex" in formats:
         files.append(_write(out / "leaderboard.tex", to_latex(report.leaderboard)))
         if report.ablation_table:
             files.append(_write(out / "ablation.tex", to_latex(report.ablation_table)))
+        if report.cost_table:
+            files.append(_write(out / "cost.tex", to_latex(report.cost_table)))
     if "html" in formats:
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         sections = [
             ("Leaderboard", [report.leaderboard]),
             ("Ablation", [report.ablation_table] if report.ablation_table else []),
+            ("Cost", [report.cost_table] if report.cost_table else []),
             ("Speed vs quality", [(p, _caption(p, "speed-", "quality against generation cost, one curve "
                                                 "per generator family")) for p in report.speed_plots]),
             ("Per-label breakdown", [(p, _caption(p, "labels-", "value per plan label"))

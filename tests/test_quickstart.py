@@ -43,6 +43,19 @@ def test_quickstart_report_has_tables_plots_and_html(quickstart_dir):
     assert list(report.glob("images/samples-*fit-tiny*.png"))
 
 
+def test_quickstart_cost_table_puts_training_and_sampling_cost_side_by_side(quickstart_dir):
+    import pandas as pd
+
+    costs = pd.read_csv(quickstart_dir / "report" / "cost.csv").set_index("generator")
+    for label in ("fit-tiny[steps=2]", "unet-tiny[steps=2]"):
+        row = costs.loc[label]
+        assert row["train_steps"] == 300 and row["train_samples"] == 2400  # same budget, from the weights files
+        assert row["train_wall_min"] > 0 and row["parameters"] > 0
+        assert row["gen_seconds_per_video"] > 0 and row["nfe_per_video"] == (2 * 2 - 1) * 2  # Heun, guidance
+    assert costs.loc["fit-tiny[steps=3]", "nfe_per_video"] == (2 * 3 - 1) * 2
+    assert "| Generator |" in (quickstart_dir / "report" / "report.md").read_text().split("Cost", 1)[1]
+
+
 def test_quickstart_resume_recomputes_nothing(quickstart_dir, capsys):
     before = (quickstart_dir / "results.sqlite").stat().st_mtime_ns
     chunks = sorted(p.stat().st_mtime_ns for p in quickstart_dir.glob("features/**/*.npz"))
