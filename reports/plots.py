@@ -7,6 +7,7 @@ report leaves the caller's matplotlib state alone and needs no display.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from matplotlib.figure import Figure
 from evalkit.reports.ablation import varying_keys
 from evalkit.reports.leaderboard import column_label
 
+#: the "[key=value, ...]" suffix the runner appends to the labels of swept entries
+SWEEP_SUFFIX = re.compile(r"\[[^\]]*\]$")
 X_AXES = {"seconds": ("gen_seconds_per_video", "generation seconds per video"),
           "nfe": ("nfe_per_video", "network evaluations per video")}
 
@@ -35,29 +38,31 @@ def _short(value: object) -> str:
 
 
 def speed_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """Measured rows with a speed, plus ``family`` (generator name) and ``setting`` (the swept values).
+    """Measured rows with a speed, plus ``family`` and ``setting`` (the swept values).
 
-    The swept setting of a family is the set of config keys that differ between its generators.
+    A family is a run-config entry: the row label without its ``[key=value]`` sweep suffix
+    (``fit-tiny[steps=8]`` -> ``fit-tiny``), so two entries of one generator (two checkpoints) draw two
+    curves. The swept setting of a family is the set of config keys that differ between its rows.
     """
     measured = frame[(frame["source"] == "measured")
                      & (frame["gen_seconds_per_video"].notna() | frame["nfe_per_video"].notna())].copy()
     if measured.empty:
         return measured.assign(family=[], setting=[], sweep_value=[])
+    measured["family"] = [SWEEP_SUFFIX.sub("", str(g)) for g in measured["generator"]]
     settings, sweep_values = [], []
     keys_by_family = {}
-    for family, group in measured.groupby("generator_name"):
+    for family, group in measured.groupby("family"):
         swept = [f"params.{k}" for sw in group["swept"] if isinstance(sw, dict) for k in sw]
         per_gen = {g: c for g, c in zip(group["generator"], group["config"])}
         varying = [k for k in varying_keys(list(per_gen.values())) if k != "generator"]
         # the runner's declared sweep first, then any other setting that differs
         keys_by_family[family] = list(dict.fromkeys([k for k in swept if k in varying] + varying))
-    for family, cfg in zip(measured["generator_name"], measured["config"]):
+    for family, cfg in zip(measured["family"], measured["config"]):
         keys = keys_by_family[family]
         settings.append(", ".join(f"{k.split('.')[-1]}={_short(cfg.get(k))}" for k in keys))
         first = cfg.get(keys[0]) if keys else None
         sweep_values.append(float(first) if isinstance(first, (int, float)) and not isinstance(first, bool)
                             else np.nan)
-    measured["family"] = measured["generator_name"]
     measured["setting"] = settings
     measured["sweep_value"] = sweep_values
     return measured
