@@ -18,7 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, str, str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "fb2475e511ab53a70414eeb6d68c83ee8ce1007c77600acf2b9b30b7128284ff",
+        "f526d7a8e6937908bbba65bf7a5699d00f6e8717b3be3b3fb3fcd2f7dcfd103d",
         "configs/train/fit-tiny-shapes.yaml",
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
@@ -30,7 +30,7 @@ SHIPPED: dict[str, tuple[str, str, str, str]] = {
     ),
     "unet-tiny-shapes": (
         "unet-tiny-shapes.safetensors",
-        "51f0d92a768752df852352e3a962275ba3897e7ebc1f326422cbabfe1eaa1bb4",
+        "63f4ea47dc1c4dee45b9ccc02fa34f5927378d1d06d6f83d6fb74d98b80e7781",
         "configs/train/unet-tiny-shapes.yaml",
         "video U-Net with temporal attention (unet-tiny), 16x36x64 shapes clips",
     ),
