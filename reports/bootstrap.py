@@ -11,7 +11,9 @@ the same seed gives the same interval. Two interval constructions are offered:
   the interval keeps its coverage when the bias is not small next to the spread.
 
 Near zero distance (identical distributions) neither construction covers well: the distance is at
-the edge of its range. Reports say which construction and how many rounds produced an interval.
+the edge of its range, and the basic interval can reach below zero. For distances (Fréchet metrics,
+whose population value is never negative) the interval is cut at 0, which removes only impossible
+values. Reports say which construction and how many rounds produced an interval.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.metrics.base import Metric, build_metric
+from evalkit.metrics.frechet import FrechetMetric
 
 IntervalMethod = Literal["basic", "percentile"]
 
@@ -103,7 +106,8 @@ def bootstrap_values(
 
 
 def interval_from_values(
-    value: float, values: np.ndarray, *, level: float = 0.95, method: IntervalMethod = "basic"
+    value: float, values: np.ndarray, *, level: float = 0.95, method: IntervalMethod = "basic",
+    floor: float | None = None,
 ) -> Interval:
     """Turn bootstrap values into an ``Interval`` (see the module docstring for the two methods)."""
     if not 0.0 < level < 1.0:
@@ -119,6 +123,8 @@ def interval_from_values(
         low, high = float(2.0 * value - q_hi), float(2.0 * value - q_lo)
     else:
         raise InputError(f"bootstrap: method must be 'basic' or 'percentile', got {method!r}")
+    if floor is not None:
+        low, high = max(low, floor), max(high, floor)
     return Interval(value=float(value), low=low, high=high, std=float(finite.std(ddof=1)),
                     rounds=len(finite), level=level, method=method)
 
@@ -135,7 +141,9 @@ def bootstrap_interval(
 ) -> Interval:
     """Bootstrap interval of a metric computed from stored per-sample features."""
     value, values = bootstrap_values(metric, fake, real, rounds=rounds, seed=seed)
-    return interval_from_values(value, values, level=level, method=method)
+    probe = build_metric(metric) if isinstance(metric, str) else metric()
+    floor = 0.0 if isinstance(probe, FrechetMetric) else None  # a distance is never negative
+    return interval_from_values(value, values, level=level, method=method, floor=floor)
 
 
 @dataclasses.dataclass(frozen=True)

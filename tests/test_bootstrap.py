@@ -150,3 +150,13 @@ def test_bootstrap_frame_from_run_directory(tmp_path, monkeypatch):
     unet = out[out["generator"] == "unet"].iloc[0]
     assert np.isnan(unet["ci_low"])
     assert any("unet" in m and "no feature chunks" in m for m in messages)
+
+
+def test_distance_intervals_stop_at_zero():
+    """Identical distributions: the basic interval of a Fréchet distance would reach below 0."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(200, 4)), rng.normal(size=(200, 4))
+    iv = bootstrap_interval("fid:pytorch-fid", fake, real, rounds=50, seed=0)
+    assert iv.low >= 0.0 and iv.high >= iv.low
+    raw = interval_from_values(iv.value, np.full(50, 10 * iv.value + 1.0))
+    assert raw.low < 0  # without the floor the reflection goes negative
