@@ -36,7 +36,7 @@ from evalkit.generators.base import Generator
 from evalkit.generators.checkpoints import load_weights
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.diffusion import SigmaInEDM, training_loss
-from evalkit.generators.fit import FIT, replace_config
+from evalkit.generators.fit import FIT, count_parameters, replace_config
 from evalkit.generators.model_configs import SnapVideoModelConfig, resolve_model_config
 from evalkit.generators.sampler import SamplerConfig, SampleStats, sample
 from evalkit.generators.shipped import SHIPPED, checkpoint_path
@@ -364,8 +364,16 @@ def training_cost(meta: dict[str, Any]) -> dict[str, Any] | None:
     return {k: meta.get(k) for k in ("steps", "samples", "wall_s", "device", "world", "threads", "config_hash")}
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def generator_info(models: list[nn.Module], metas: list[dict[str, Any]], random_weights: bool) -> dict[str, Any]:
+    """``Generator.info()`` of diffusion generators: parameters of all stages and their training cost."""
+    out: dict[str, Any] = {"parameters": sum(count_parameters(m) for m in models), "random_weights": random_weights}
+    costs = [training_cost(m) for m in metas]
+    if costs and all(c is not None for c in costs):
+        out["training"] = costs[0] if len(costs) == 1 else {
+            "steps": sum(c["steps"] or 0 for c in costs), "samples": sum(c["samples"] or 0 for c in costs),
+            "wall_s": sum(c["wall_s"] for c in costs) if all(c["wall_s"] for c in costs) else None,
+            "stages": costs}
+    return out
 
 
 def _text_encoder(name: str | None, params: dict[str, Any], stage: _Stage) -> TextEncoder:
@@ -420,15 +428,8 @@ class _SnapVideoBase(Generator):
 
     def info(self) -> dict[str, Any]:
         stages = self._stages()
-        out: dict[str, Any] = {"parameters": sum(count_parameters(s.model) for s in stages if s.model is not None),
-                               "random_weights": self.random_weights}
-        costs = [training_cost(s.meta) for s in stages]
-        if all(c is not None for c in costs):
-            out["training"] = costs[0] if len(costs) == 1 else {
-                "steps": sum(c["steps"] or 0 for c in costs), "samples": sum(c["samples"] or 0 for c in costs),
-                "wall_s": sum(c["wall_s"] or 0.0 for c in costs) if all(c["wall_s"] for c in costs) else None,
-                "stages": costs}
-        return out
+        return generator_info([s.model for s in stages if s.model is not None], [s.meta for s in stages],
+                              self.random_weights)
 
     @staticmethod
     def _check_spec(model: SnapVideoModel, spec: VideoSpec, what: str) -> None:

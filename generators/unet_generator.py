@@ -33,12 +33,11 @@ from evalkit.generators.sampler import SamplerConfig, SampleStats, sample
 from evalkit.generators.snapvideo import (
     SnapVideoConfig,
     clips_to_videos,
-    count_parameters,
     crop_clips,
+    generator_info,
     load_model_state,
     pad_clips,
     read_weights,
-    training_cost,
     videos_to_clips,
 )
 from evalkit.generators.text_encoders import build_text_encoder
@@ -194,11 +193,7 @@ class UNetVideoGenerator(Generator):
         self.meta = meta
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"parameters": count_parameters(self.model), "random_weights": self.random_weights}
-        cost = training_cost(self.meta)
-        if cost is not None:
-            out["training"] = cost
-        return out
+        return generator_info([self.model], [self.meta], self.random_weights)
 
     @classmethod
     def test_instance(cls, workdir: Path) -> UNetVideoGenerator:

@@ -60,13 +60,11 @@ def test_quickstart_cost_table_puts_training_and_sampling_cost_side_by_side(quic
 
 
 def test_quickstart_resume_recomputes_nothing(quickstart_dir, capsys):
-    before = (quickstart_dir / "results.sqlite").stat().st_mtime_ns
     chunks = sorted(p.stat().st_mtime_ns for p in quickstart_dir.glob("features/**/*.npz"))
     code = main(["quickstart", "--out", str(quickstart_dir), "--samples", "12", "--resume", "--no-report",
                  "--no-progress", *STEPS])
     assert code == 0
     assert sorted(p.stat().st_mtime_ns for p in quickstart_dir.glob("features/**/*.npz")) == chunks
-    assert (quickstart_dir / "results.sqlite").stat().st_mtime_ns >= before
 
 
 def test_sanity_suite_passes_on_shapes_with_the_shipped_detectors(tmp_path, capsys):
