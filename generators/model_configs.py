@@ -86,8 +86,10 @@ def _fit_upsampler_3_9b() -> SnapVideoModelConfig:
 
 
 def _fit_tiny() -> SnapVideoModelConfig:
-    # CPU-sized: ~2.7M parameters, a batch-8 training step (two self-conditioning passes) in ~0.5 s of one core
-    fit = FITConfig(frames=16, height=40, width=64, group_size=[16, 5, 4], patch_width=48, num_latents=64,
+    # CPU-sized. Patch tokens are twice as wide as a 1x4x4x3 patch (48 values): at width 48 they could not
+    # hold the noisy patch and what the latents write back, and the denoiser stayed worse than a constant at
+    # high noise (docs/training.md). A batch-8 training step (two self-conditioning passes): ~0.9 s of one core.
+    fit = FITConfig(frames=16, height=40, width=64, group_size=[16, 5, 4], patch_width=96, num_latents=64,
                     latent_width=128, num_blocks=2, global_layers=4, patch_head_dim=16, latent_head_dim=32,
                     cond_width=128, text_dim=384)
     return SnapVideoModelConfig(fit=fit, video_height=36, video_width=64)

@@ -18,7 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, str, str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "f526d7a8e6937908bbba65bf7a5699d00f6e8717b3be3b3fb3fcd2f7dcfd103d",
+        "bf2260be9a8493e79a0ff3ebc7024a474870edfbe9832773ae06f4d9b34300eb",
         "configs/train/fit-tiny-shapes.yaml",
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
@@ -30,7 +30,7 @@ SHIPPED: dict[str, tuple[str, str, str, str]] = {
     ),
     "unet-tiny-shapes": (
         "unet-tiny-shapes.safetensors",
-        "63f4ea47dc1c4dee45b9ccc02fa34f5927378d1d06d6f83d6fb74d98b80e7781",
+        "68ecefd12f217376a326bb7a977fcfdb67ba796c7837ee4be1770bd41266bd8b",
         "configs/train/unet-tiny-shapes.yaml",
         "video U-Net with temporal attention (unet-tiny), 16x36x64 shapes clips",
     ),
