@@ -208,7 +208,7 @@ def test_trainer_builder():
 
 def test_model_config_resolution():
     cfg = resolve_model_config({"base": "fit-tiny", "fit": {"num_blocks": 1}, "text_dropout": 0.2})
-    assert cfg.fit.num_blocks == 1 and cfg.fit.patch_width == 48 and cfg.text_dropout == 0.2
+    assert cfg.fit.num_blocks == 1 and cfg.fit.patch_width == 96 and cfg.text_dropout == 0.2
     assert cfg.clip_size == (36, 64)
     with pytest.raises(ConfigError, match="did you mean 'num_blocks'"):
         resolve_model_config({"base": "fit-tiny", "fit": {"num_block": 1}})
