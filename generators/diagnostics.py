@@ -46,18 +46,13 @@ def denoiser_error(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[floa
 
 
 def _load(checkpoint: str):
-    """Generator and model of a shapes checkpoint (FIT or U-Net, from the weights metadata)."""
+    """Generator and model of a checkpoint: the generator registered under the model name in its metadata."""
     from evalkit.generators.snapvideo import read_weights
+    from evalkit.registry import GENERATORS
 
     _, meta = read_weights(checkpoint)
-    if (meta.get("model") or {}).get("name") == "unet-video":
-        from evalkit.generators.unet_generator import UNetVideoConfig, UNetVideoGenerator
-
-        gen = UNetVideoGenerator(UNetVideoConfig(checkpoint=checkpoint))
-    else:
-        from evalkit.generators.snapvideo import SnapVideoConfig, SnapVideoGenerator
-
-        gen = SnapVideoGenerator(SnapVideoConfig(checkpoint=checkpoint))
+    cls = GENERATORS.get((meta.get("model") or {}).get("name") or "snapvideo-fit")
+    gen = cls(cls.Config(checkpoint=checkpoint))
     return gen, gen.model
 
 
