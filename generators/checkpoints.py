@@ -245,3 +245,25 @@ def load_weights(path: str | Path, dtype: torch.dtype | None = torch.float32) ->
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     return tensors, header.get("meta", {})
+
+
+_COST_KEYS = ("steps", "samples", "wall_s", "device", "world", "threads", "config_hash")
+
+
+def training_cost(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The training a weights file records (``evalkit train`` export), None for files without any.
+
+    Weights trained from another file (``init_from``) count that file's training too: steps, samples and
+    wall time are totals, ``runs`` lists each run in order, so a continued model reports its full cost.
+    """
+    if not meta or meta.get("steps") is None:
+        return None
+    own = {k: meta.get(k) for k in _COST_KEYS}
+    before = (meta.get("init_from") or {}).get("training")
+    if not before:
+        return own
+    runs = [*before.get("runs", [before]), own]
+    walls = [r.get("wall_s") for r in runs]
+    return {**own, "steps": sum(r.get("steps") or 0 for r in runs), "samples": sum(r.get("samples") or 0 for r in runs),
+            "wall_s": sum(walls) if all(w is not None for w in walls) else None,
+            "runs": [{k: v for k, v in r.items() if k != "runs"} for r in runs]}

@@ -33,7 +33,7 @@ from torch import nn
 from evalkit.config import to_dict
 from evalkit.errors import ConfigError, InputError, WeightsError
 from evalkit.generators.base import Generator
-from evalkit.generators.checkpoints import load_weights
+from evalkit.generators.checkpoints import load_weights, training_cost
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.diffusion import SigmaInEDM, training_loss
 from evalkit.generators.fit import FIT, count_parameters, replace_config
@@ -355,13 +355,6 @@ class _Stage:
                 self.state = None
             self.model = model.eval().requires_grad_(False)
         return self.model
-
-
-def training_cost(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The training cost a weights file records (``evalkit train`` export), None for random weights."""
-    if not meta:
-        return None
-    return {k: meta.get(k) for k in ("steps", "samples", "wall_s", "device", "world", "threads", "config_hash")}
 
 
 def generator_info(models: list[nn.Module], metas: list[dict[str, Any]], random_weights: bool) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from evalkit.generators.checkpoints import (
     restore_rng,
     save_checkpoint,
     save_weights,
+    training_cost,
 )
 from evalkit.generators.lamb import Lamb, param_groups_no_decay
 from evalkit.generators.schedules import EMA, WarmupCosine
@@ -352,6 +353,8 @@ class Trainer:
         self.source = source or build_source(config.data, config.seed)
         torch.manual_seed(sample_seed(config.seed, self.rank, "train/init"))
         self.model = (model or build_model(config.model, text_dim=self.text_encoder.dim, spec=config.data.spec))
+        #: where the weights started ({file, training}) when ``init_from`` set them; travels into exports
+        self.init_record: dict[str, Any] | None = None
         if config.init_from and model is None:
             self._init_weights(Path(config.init_from))
         self.model.to(self.device).train()
@@ -381,7 +384,8 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
 
     def _init_weights(self, path: Path) -> None:
-        state, _ = load_weights(path)
+        state, meta = load_weights(path)
+        self.init_record = {"file": path.name, "training": training_cost(meta)}
         own = self.model.state_dict()
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         skipped = sorted(set(state) - set(usable))
@@ -413,7 +417,9 @@ class Trainer:
             return None
         path = self.checkpoint_dir / checkpoint_name(self.step)
         meta = {"config": to_dict(self.config), "config_hash": config_hash(self.config), "world": self.world,
-                "samples": self._samples_seen(self.step), "text_encoder_fingerprint": self.text_encoder.fingerprint}
+                "samples": self._samples_seen(self.step), "text_encoder_fingerprint": self.text_encoder.fingerprint,
+                "wall_s": self.history[-1]["wall_s"] if self.history else None, "device": str(self.device),
+                "threads": torch.get_num_threads(), "init_from": self.init_record}
         save_checkpoint(path, step=self.step, model=self.model.state_dict(), ema=self.ema.module.state_dict(),
                         optimizer=self.optimizer.state_dict(), rng=rng, meta=meta)
         self._write_log()
@@ -614,7 +620,7 @@ class Trainer:
                 "steps": self.step, "samples": self._samples_seen(self.step), "final_loss": self.final_loss(),
                 "config_hash": config_hash(self.config), "weights": "ema",
                 "wall_s": self.history[-1]["wall_s"] if self.history else None, "world": self.world,
-                "device": str(self.device), "threads": torch.get_num_threads()}
+                "device": str(self.device), "threads": torch.get_num_threads(), "init_from": self.init_record}
         return save_weights(path, self.ema.module.state_dict(), meta, dtype=getattr(torch, dtype))
 
 
@@ -626,7 +632,13 @@ def export_from_checkpoint(checkpoint: str | Path, path: str | Path, dtype: str 
     cfg = ck.meta.get("config", {})
     meta = {"model": cfg.get("model"), "text_encoder": cfg.get("text_encoder"), "data": cfg.get("data"),
             "text_encoder_fingerprint": ck.meta.get("text_encoder_fingerprint"), "steps": ck.step,
-            "samples": ck.meta.get("samples"), "config_hash": ck.meta.get("config_hash"), "weights": "ema"}
+            "samples": ck.meta.get("samples"), "config_hash": ck.meta.get("config_hash"), "weights": "ema",
+            **{k: ck.meta.get(k) for k in ("wall_s", "world", "device", "threads", "init_from")}}
+    summary = Path(checkpoint).parent.parent / "summary.json"   # <run>/checkpoints/step-N -> <run>/summary.json
+    if meta["wall_s"] is None and summary.is_file():
+        run = json.loads(summary.read_text())
+        if run.get("steps") == ck.step:   # the run ended at this checkpoint: its summary has the wall time
+            meta.update({k: run.get(k) for k in ("wall_s", "world", "device") if meta.get(k) is None})
     return save_weights(path, ck.ema, meta, dtype=getattr(torch, dtype))
 
 

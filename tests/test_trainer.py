@@ -12,7 +12,13 @@ from torch import nn
 
 from evalkit.config import from_dict, load_config
 from evalkit.errors import RunDirError
-from evalkit.generators.checkpoints import list_checkpoints, load_checkpoint, load_weights
+from evalkit.generators.checkpoints import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_weights,
+    training_cost,
+)
 from evalkit.generators.trainer import (
     TRAINABLE_MODELS,
     TRAINING_SOURCES,
@@ -149,6 +155,28 @@ def test_run_directory_outputs_and_export(tmp_path):
     # a finished run is not overwritten by accident
     with pytest.raises(RunDirError, match="--resume"):
         Trainer(_config(), run, progress=False).run()
+
+
+def test_init_from_continues_from_exported_weights_and_counts_both_runs(tmp_path):
+    first = Trainer(_config(), tmp_path / "first", progress=False)
+    first.run()
+    start = first.export(tmp_path / "first.safetensors", dtype="float32")
+    second = Trainer(_config(init_from=str(start), steps=4, seed=5), tmp_path / "second", progress=False)
+    # the second run starts from the first run's EMA weights, not from a fresh initialisation
+    _states_equal(second.model.state_dict(), first.ema.module.state_dict())
+    second.run()
+    _, meta = load_weights(second.export(tmp_path / "second.safetensors"))
+    assert meta["init_from"]["file"] == "first.safetensors"
+    cost = training_cost(meta)
+    first_wall, second_wall = first.history[-1]["wall_s"], second.history[-1]["wall_s"]
+    assert cost["steps"] == 6 + 4 and cost["samples"] == 24 + 16
+    assert cost["wall_s"] == pytest.approx(first_wall + second_wall)
+    assert [r["steps"] for r in cost["runs"]] == [6, 4]
+    # the checkpoint carries the same record, so an export from it reports the same cost
+    _, from_ckpt = load_weights(export_from_checkpoint(latest_checkpoint(tmp_path / "second" / "checkpoints"),
+                                                       tmp_path / "again.safetensors"))
+    assert training_cost(from_ckpt) == cost
+    assert training_cost({}) is None and training_cost(meta | {"init_from": None})["steps"] == 4
 
 
 def test_step_items_do_not_depend_on_world_size():
