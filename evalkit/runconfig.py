@@ -22,11 +22,15 @@ class GeneratorEntry:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: grid over params, e.g. {"steps": [8, 16, 32], "guidance": [1.0, 3.0]}
     sweep: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    #: run only on these of the run's protocols (None: all), e.g. a 72x128 cascade on a 72x128 protocol
+    protocols: list[str] | None = None
 
     def __post_init__(self) -> None:
         for key, values in self.sweep.items():
             if not values:
                 raise ValueError(f"sweep.{key} must list at least one value")
+        if self.protocols is not None and not self.protocols:
+            raise ValueError("protocols must name at least one protocol, or be left out to run on all")
 
 
 @dataclasses.dataclass
@@ -58,6 +62,11 @@ class RunConfig:
             raise ValueError("protocols must list at least one protocol")
         if self.batch_size < 1 or self.chunk_size < 1:
             raise ValueError("batch_size and chunk_size must be >= 1")
+        for entry in self.generators:
+            unknown = [p for p in entry.protocols or [] if p not in self.protocols]
+            if unknown:
+                raise ValueError(f"generator {entry.label or entry.name}: protocols {unknown} are not among the "
+                                 f"run's protocols {self.protocols}")
         labels = [g.label for g in expand_generators(self)]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
@@ -71,6 +80,11 @@ class ResolvedGenerator:
     params: dict[str, Any]
     #: the swept values of this instance ({} without a sweep)
     swept: dict[str, Any]
+    #: the protocols it runs on (None: all of the run's)
+    protocols: tuple[str, ...] | None = None
+
+    def runs_on(self, protocol: str) -> bool:
+        return self.protocols is None or protocol in self.protocols
 
 
 def _fmt(value: Any) -> str:
@@ -81,12 +95,13 @@ def expand_generators(config: RunConfig) -> list[ResolvedGenerator]:
     out = []
     for entry in config.generators:
         base = entry.label or entry.name
+        protocols = tuple(entry.protocols) if entry.protocols is not None else None
         if not entry.sweep:
-            out.append(ResolvedGenerator(base, entry.name, dict(entry.params), {}))
+            out.append(ResolvedGenerator(base, entry.name, dict(entry.params), {}, protocols))
             continue
         keys = list(entry.sweep)
         for values in itertools.product(*(entry.sweep[k] for k in keys)):
             swept = dict(zip(keys, values))
             label = base + "[" + ",".join(f"{k}={_fmt(v)}" for k, v in swept.items()) + "]"
-            out.append(ResolvedGenerator(label, entry.name, {**entry.params, **swept}, swept))
+            out.append(ResolvedGenerator(label, entry.name, {**entry.params, **swept}, swept, protocols))
     return out

@@ -182,7 +182,7 @@ class Runner:
         for st in states:
             entries.append({"generator": REAL, "generator_name": REAL, "generator_params": {}, "swept": {},
                             "protocol": st.name, "n_samples": st.n_real, "n_done": 0, "status": "pending"})
-            for g in self.generators:
+            for g in (g for g in self.generators if g.runs_on(st.name)):
                 entries.append({"generator": g.label, "generator_name": g.name, "generator_params": g.params,
                                 "swept": g.swept, "protocol": st.name, "n_samples": len(st.plan), "n_done": 0,
                                 "status": "pending"})
@@ -415,7 +415,7 @@ class Runner:
                 self._set_entry(manifest, entries[(REAL, st.name)], "running")
                 self.extract_real(st)
                 self._set_entry(manifest, entries[(REAL, st.name)], "done", st.n_real)
-                for g in self.generators:
+                for g in (g for g in self.generators if g.runs_on(st.name)):
                     entry = entries[(g.label, st.name)]
                     if entry["status"] == "done" and self.resume:
                         continue

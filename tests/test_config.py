@@ -81,3 +81,17 @@ def test_sweep_expands_into_labelled_generators(tmp_path):
     labels = [g.label for g in expand_generators(cfg)]
     assert labels[-2:] == ["oracle-blur[sigma=0.5]", "oracle-blur[sigma=1.0]"]
     assert expand_generators(cfg)[-1].params == {"sigma": 1.0}
+
+
+def test_generator_protocols_restrict_where_an_entry_runs(tmp_path):
+    two = GOOD.replace("protocols: [shapes]", "protocols: [shapes, shapes-hd]")
+    cfg = load_config(RunConfig, write(tmp_path, two + "  - name: oracle-blur\n    protocols: [shapes-hd]\n"
+                                       "    sweep: {sigma: [0.5, 1.0]}\n"))
+    resolved = {g.label: g for g in expand_generators(cfg)}
+    assert resolved["oracle"].runs_on("shapes") and resolved["oracle"].runs_on("shapes-hd")
+    assert not resolved["oracle-blur[sigma=0.5]"].runs_on("shapes")
+    assert resolved["oracle-blur[sigma=1.0]"].runs_on("shapes-hd")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*oracle-blur.*\['ucf101'\] are not among"):
+        load_config(RunConfig, write(tmp_path, two + "  - name: oracle-blur\n    protocols: [ucf101]\n"))
+    with pytest.raises(ConfigError, match="at least one protocol"):
+        load_config(RunConfig, write(tmp_path, two + "  - name: oracle-blur\n    protocols: []\n"))

@@ -13,7 +13,8 @@ import pytest
 
 from evalkit.cli import main
 
-STEPS = ["--set", "generators.1.sweep.steps=[2, 3]", "--set", "generators.2.sweep.steps=[2]"]
+STEPS = ["--set", "generators.1.sweep.steps=[2, 3]", "--set", "generators.2.sweep.steps=[2]",
+         "--set", "generators.3.params.base.steps=2", "--set", "generators.3.params.upsampler.steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +27,15 @@ def quickstart_dir(tmp_path_factory):
 
 def test_quickstart_writes_results_for_every_generator_and_metric(quickstart_dir):
     with sqlite3.connect(quickstart_dir / "results.sqlite") as db:
-        rows = db.execute("SELECT generator, metric FROM results").fetchall()
-    generators = {g for g, _ in rows}
-    metrics = {m for _, m in rows}
-    assert {"oracle", "fit-tiny[steps=2]", "unet-tiny[steps=2]", "oracle-frozen"} <= generators, generators
+        rows = db.execute("SELECT generator, protocol, metric FROM results").fetchall()
+    generators = {g for g, _, _ in rows}
+    metrics = {m for _, _, m in rows}
+    assert {"oracle", "fit-tiny[steps=2]", "unet-tiny[steps=2]", "oracle-frozen", "fit-cascade"} <= generators
     assert {"fvd", "fid", "is", "clipsim"} <= {m.split(":")[0] for m in metrics}, metrics
+    # the 72x128 cascade runs on shapes-hd only, the 36x64 stages on shapes only, the oracle on both
+    on = {g: {p for g2, p, _ in rows if g2 == g} for g in generators}
+    assert on["fit-cascade"] == {"shapes-hd"} and on["fit-tiny[steps=2]"] == {"shapes"}
+    assert on["oracle"] == {"shapes", "shapes-hd"}
 
 
 def test_quickstart_report_has_tables_plots_and_html(quickstart_dir):
@@ -47,13 +52,15 @@ def test_quickstart_cost_table_puts_training_and_sampling_cost_side_by_side(quic
     import pandas as pd
 
     costs = pd.read_csv(quickstart_dir / "report" / "cost.csv").set_index("generator")
+    from evalkit.generators.checkpoints import training_cost
     from evalkit.generators.snapvideo import read_weights
 
     for label, name in (("fit-tiny[steps=2]", "fit-tiny-shapes"), ("unet-tiny[steps=2]", "unet-tiny-shapes")):
         row = costs.loc[label]
         _, meta = read_weights(name)  # the training record travels in the shipped file's metadata
-        assert row["train_steps"] == meta["steps"] and row["train_samples"] == meta["samples"] == 8 * meta["steps"]
-        assert row["train_wall_min"] == pytest.approx(meta["wall_s"] / 60) and row["parameters"] > 0
+        cost = training_cost(meta)    # with the runs it was continued from (init_from)
+        assert row["train_steps"] == cost["steps"] and row["train_samples"] == cost["samples"] == 8 * cost["steps"]
+        assert row["train_wall_min"] == pytest.approx(cost["wall_s"] / 60) and row["parameters"] > 0
         assert row["gen_seconds_per_video"] > 0 and row["nfe_per_video"] == (2 * 2 - 1) * 2  # Heun, guidance
     assert costs.loc["fit-tiny[steps=3]", "nfe_per_video"] == (2 * 3 - 1) * 2
     assert "| Generator |" in (quickstart_dir / "report" / "report.md").read_text().split("Cost", 1)[1]

@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from evalkit.commands.run import execute, print_rows
     from evalkit.store import read_results
 
-    overrides = list(args.overrides)
+    config = load_config(RunConfig, quickstart_config_path(), list(args.overrides))
     if args.samples:
-        overrides.append(f"protocol_overrides={{shapes: [num_samples={args.samples}, num_real={args.samples}]}}")
-    config = load_config(RunConfig, quickstart_config_path(), overrides)
+        for name in config.protocols:
+            config.protocol_overrides[name] = [f"num_samples={args.samples}", f"num_real={args.samples}"]
     print(f"evalkit quickstart: {len(config.generators)} generator entries on {', '.join(config.protocols)} -> {args.out}")
     execute(config, args.out, args.resume, progress=not args.no_progress)
     rows = read_results(args.out / "results.sqlite")
