@@ -262,6 +262,8 @@ def model_spec_from_meta(meta: dict[str, Any], file: str | Path) -> str | dict[s
     if section.get("name") != "snapvideo-fit":
         raise WeightsError(f"{file}: weights of model {section.get('name')!r}, expected 'snapvideo-fit' "
                            "(or set `model` in the generator config)")
+    if meta.get("model_resolved"):
+        return meta["model_resolved"]  # the architecture it was trained with, whatever the names mean now
     return (section.get("params") or {}).get("model", "fit-tiny")
 
 

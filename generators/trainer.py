@@ -26,7 +26,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -621,6 +621,10 @@ class Trainer:
                 "config_hash": config_hash(self.config), "weights": "ema",
                 "wall_s": self.history[-1]["wall_s"] if self.history else None, "world": self.world,
                 "device": str(self.device), "threads": torch.get_num_threads(), "init_from": self.init_record}
+        architecture = getattr(self.ema.module, "config", None)
+        if is_dataclass(architecture):
+            # the resolved architecture too, so the file still loads after a named config changes
+            meta["model_resolved"] = to_dict(architecture)
         return save_weights(path, self.ema.module.state_dict(), meta, dtype=getattr(torch, dtype))
 
 

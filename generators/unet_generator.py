@@ -144,6 +144,8 @@ def _model_spec_from_meta(meta: dict[str, Any], file: str | Path) -> str | dict[
     if section.get("name") != MODEL_NAME:
         raise WeightsError(f"{file}: weights of model {section.get('name')!r}, expected '{MODEL_NAME}' "
                            "(or set `model` in the generator config)")
+    if meta.get("model_resolved"):
+        return meta["model_resolved"]  # the architecture it was trained with, whatever the names mean now
     return (section.get("params") or {}).get("model", "unet-tiny")
 
 

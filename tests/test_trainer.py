@@ -303,7 +303,7 @@ TINY_FIT = {"base": "fit-tiny", "video_height": 8, "video_width": 16,
                     "latent_head_dim": 8, "cond_width": 16}}
 
 
-def test_trains_snapvideo_fit_on_shapes_and_the_generator_loads_the_export(tmp_path):
+def test_trains_snapvideo_fit_on_shapes_and_the_generator_loads_the_export(tmp_path, monkeypatch):
     """The real wiring: snapvideo-fit builder + shapes source + export read back by the generator."""
     from evalkit.generators.snapvideo import SnapVideoConfig, SnapVideoGenerator
 
@@ -321,3 +321,14 @@ def test_trains_snapvideo_fit_on_shapes_and_the_generator_loads_the_export(tmp_p
     spec = VideoSpec(frames=4, height=8, width=16, fps=24.0)
     videos = gen.generate(["a red circle moving left"], [0], spec)
     assert videos.shape == (1, 4, 8, 16, 3) and videos.dtype == torch.uint8
+    # the file records the resolved architecture, so it loads the same after the named base config changes
+    _, meta = load_weights(path)
+    assert meta["model_resolved"]["fit"]["patch_width"] == 16
+    from evalkit.generators import model_configs
+
+    changed = dict(model_configs.MODEL_CONFIGS)
+    changed["fit-tiny"] = lambda: model_configs.SnapVideoModelConfig(
+        fit=model_configs.FITConfig(**{**model_configs.to_dict(model_configs._fit_tiny().fit), "ff_ratio": 2}))
+    monkeypatch.setattr(model_configs, "MODEL_CONFIGS", changed)
+    again = SnapVideoGenerator(from_dict(SnapVideoConfig, {"checkpoint": str(path), "steps": 2}))
+    assert torch.equal(again.generate(["a red circle moving left"], [0], spec), videos)
