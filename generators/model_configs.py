@@ -96,7 +96,10 @@ def _fit_tiny() -> SnapVideoModelConfig:
 
 
 def _fit_upsampler_tiny() -> SnapVideoModelConfig:
-    fit = FITConfig(frames=16, height=72, width=128, group_size=[16, 6, 8], patch_width=32, num_latents=48,
+    # Patch tokens 96 wide: an upsampler patch is 1x4x4 x (3 noisy + 3 low-res channels) = 96 values, and a
+    # narrower token cannot carry the low-resolution input through to the output (at 32 the trained
+    # upsampler stayed far worse than plain bilinear resizing; docs/training.md).
+    fit = FITConfig(frames=16, height=72, width=128, group_size=[16, 6, 8], patch_width=96, num_latents=48,
                     latent_width=128, num_blocks=2, global_layers=2, patch_head_dim=16, latent_head_dim=32,
                     cond_width=128, text_dim=384, lowres_channels=3, aug_level_token=True)
     return SnapVideoModelConfig(fit=fit, upsampler=UpsamplerConfig(lowres_height=36, lowres_width=64))

@@ -14,34 +14,35 @@ from evalkit import weights as weights_registry
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-#: name -> (file, SHA-256, training config, description)
-SHIPPED: dict[str, tuple[str, str, str, str]] = {
+#: name -> (file, SHA-256, training configs in the order they run, description)
+SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
         "bf2260be9a8493e79a0ff3ebc7024a474870edfbe9832773ae06f4d9b34300eb",
-        "configs/train/fit-tiny-shapes.yaml",
+        ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml"),
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
     "fit-upsampler-tiny-shapes": (
         "fit-upsampler-tiny-shapes.safetensors",
-        "4f13be0d5ec4ccf76a1cafa745ae2232e0f54e20c08db497f544b857caafc0f0",
-        "configs/train/fit-upsampler-tiny-shapes.yaml",
+        "333068336ba81921d38a1f49f28324c6f8923d14ebe82505016dd6facc9943cd",
+        ("configs/train/fit-upsampler-tiny-shapes.yaml",),
         "Snap Video FIT upsampler stage (fit-upsampler-tiny), 36x64 -> 72x128 shapes clips",
     ),
     "unet-tiny-shapes": (
         "unet-tiny-shapes.safetensors",
         "68ecefd12f217376a326bb7a977fcfdb67ba796c7837ee4be1770bd41266bd8b",
-        "configs/train/unet-tiny-shapes.yaml",
+        ("configs/train/unet-tiny-shapes.yaml",),
         "video U-Net with temporal attention (unet-tiny), 16x36x64 shapes clips",
     ),
 }
 
-for _name, (_file, _sha, _config, _description) in SHIPPED.items():
+for _name, (_file, _sha, _configs, _description) in SHIPPED.items():
+    _rebuild = " && ".join(f"evalkit train {c}" for c in _configs)
     weights_registry.register_weights(
         weights_registry.WeightEntry(
             name=_name,
             filename=_file,
-            url=f"shipped in the package (evalkit/generators/weights/{_file}); rebuild with `evalkit train {_config}`",
+            url=f"shipped in the package (evalkit/generators/weights/{_file}); rebuild with `{_rebuild}`",
             digest=_sha,
             digest_kind="sha256-prefix",
             description=_description,
