@@ -18,7 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "bf2260be9a8493e79a0ff3ebc7024a474870edfbe9832773ae06f4d9b34300eb",
+        "60c8a17dfef7c7eefe357f6951edb0bc451a2ac406f62007eed68eafb386b9e5",
         ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml"),
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
