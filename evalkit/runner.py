@@ -177,12 +177,15 @@ class Runner:
             states.append(ProtocolState(proto, dataset, plan, metrics, detectors, feature_keys, n_real))
         return states
 
+    def _generators_on(self, protocol: str) -> list[ResolvedGenerator]:
+        return [g for g in self.generators if g.runs_on(protocol)]
+
     def _manifest(self, states: list[ProtocolState]) -> dict[str, Any]:
         entries = []
         for st in states:
             entries.append({"generator": REAL, "generator_name": REAL, "generator_params": {}, "swept": {},
                             "protocol": st.name, "n_samples": st.n_real, "n_done": 0, "status": "pending"})
-            for g in (g for g in self.generators if g.runs_on(st.name)):
+            for g in self._generators_on(st.name):
                 entries.append({"generator": g.label, "generator_name": g.name, "generator_params": g.params,
                                 "swept": g.swept, "protocol": st.name, "n_samples": len(st.plan), "n_done": 0,
                                 "status": "pending"})
@@ -415,7 +418,7 @@ class Runner:
                 self._set_entry(manifest, entries[(REAL, st.name)], "running")
                 self.extract_real(st)
                 self._set_entry(manifest, entries[(REAL, st.name)], "done", st.n_real)
-                for g in (g for g in self.generators if g.runs_on(st.name)):
+                for g in self._generators_on(st.name):
                     entry = entries[(g.label, st.name)]
                     if entry["status"] == "done" and self.resume:
                         continue

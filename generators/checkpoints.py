@@ -265,5 +265,4 @@ def training_cost(meta: dict[str, Any]) -> dict[str, Any] | None:
     runs = [*before.get("runs", [before]), own]
     walls = [r.get("wall_s") for r in runs]
     return {**own, "steps": sum(r.get("steps") or 0 for r in runs), "samples": sum(r.get("samples") or 0 for r in runs),
-            "wall_s": sum(walls) if all(w is not None for w in walls) else None,
-            "runs": [{k: v for k, v in r.items() if k != "runs"} for r in runs]}
+            "wall_s": sum(walls) if all(w is not None for w in walls) else None, "runs": runs}

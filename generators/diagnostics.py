@@ -32,15 +32,14 @@ def denoiser_error(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[floa
     ``crop`` (height, width) scores only the centre of padded clips; the noise is seeded per call.
     """
     g = torch.Generator().manual_seed(seed)
+    ref = crop_clips(clips, *crop) if crop is not None else clips
     out = {}
     for s in sigmas:
         eps = torch.randn(clips.shape, generator=g)
         sigma = torch.full((clips.shape[0],), float(s))
         d, _ = diffusion.denoise(net, diffusion.add_noise(clips, sigma, eps, sigma_in), sigma, cond, sigma_in)
         if crop is not None:
-            d, ref = crop_clips(d, *crop), crop_clips(clips, *crop)
-        else:
-            ref = clips
+            d = crop_clips(d, *crop)
         out[float(s)] = float(((d - ref) ** 2).mean())
     return out
 

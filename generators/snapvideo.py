@@ -257,14 +257,16 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     return load_weights(path)
 
 
-def model_spec_from_meta(meta: dict[str, Any], file: str | Path) -> str | dict[str, Any]:
+def model_spec_from_meta(meta: dict[str, Any], file: str | Path, model_name: str = "snapvideo-fit",
+                         default: str = "fit-tiny") -> str | dict[str, Any]:
+    """The model config a weights file was trained with (``evalkit train`` export metadata)."""
     section = meta.get("model") or {}
-    if section.get("name") != "snapvideo-fit":
-        raise WeightsError(f"{file}: weights of model {section.get('name')!r}, expected 'snapvideo-fit' "
+    if section.get("name") != model_name:
+        raise WeightsError(f"{file}: weights of model {section.get('name')!r}, expected '{model_name}' "
                            "(or set `model` in the generator config)")
     if meta.get("model_resolved"):
         return meta["model_resolved"]  # the architecture it was trained with, whatever the names mean now
-    return (section.get("params") or {}).get("model", "fit-tiny")
+    return (section.get("params") or {}).get("model", default)
 
 
 # -- generators ----------------------------------------------------------------------------------

@@ -416,15 +416,19 @@ class Trainer:
         if self.rank != 0:
             return None
         path = self.checkpoint_dir / checkpoint_name(self.step)
-        meta = {"config": to_dict(self.config), "config_hash": config_hash(self.config), "world": self.world,
-                "samples": self._samples_seen(self.step), "text_encoder_fingerprint": self.text_encoder.fingerprint,
-                "wall_s": self.history[-1]["wall_s"] if self.history else None, "device": str(self.device),
-                "threads": torch.get_num_threads(), "init_from": self.init_record}
+        meta = {"config": to_dict(self.config), "text_encoder_fingerprint": self.text_encoder.fingerprint,
+                **self._run_record()}
         save_checkpoint(path, step=self.step, model=self.model.state_dict(), ema=self.ema.module.state_dict(),
                         optimizer=self.optimizer.state_dict(), rng=rng, meta=meta)
         self._write_log()
         prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         return path
+
+    def _run_record(self) -> dict[str, Any]:
+        """What a checkpoint and an export both say about the training so far (``RUN_RECORD_KEYS``)."""
+        return {"samples": self._samples_seen(self.step), "config_hash": config_hash(self.config),
+                "wall_s": self.history[-1]["wall_s"] if self.history else None, "world": self.world,
+                "device": str(self.device), "threads": torch.get_num_threads(), "init_from": self.init_record}
 
     def load(self, path: str | Path) -> None:
         """Restore model, EMA, optimizer, RNG states and the step from a checkpoint."""
@@ -617,15 +621,16 @@ class Trainer:
         dtype = dtype or self.config.export_dtype
         meta = {"model": to_dict(self.config.model), "text_encoder": to_dict(self.config.text_encoder),
                 "text_encoder_fingerprint": self.text_encoder.fingerprint, "data": to_dict(self.config.data),
-                "steps": self.step, "samples": self._samples_seen(self.step), "final_loss": self.final_loss(),
-                "config_hash": config_hash(self.config), "weights": "ema",
-                "wall_s": self.history[-1]["wall_s"] if self.history else None, "world": self.world,
-                "device": str(self.device), "threads": torch.get_num_threads(), "init_from": self.init_record}
+                "steps": self.step, "final_loss": self.final_loss(), "weights": "ema", **self._run_record()}
         architecture = getattr(self.ema.module, "config", None)
         if is_dataclass(architecture):
             # the resolved architecture too, so the file still loads after a named config changes
             meta["model_resolved"] = to_dict(architecture)
         return save_weights(path, self.ema.module.state_dict(), meta, dtype=getattr(torch, dtype))
+
+
+#: the keys of ``Trainer._run_record``, which checkpoints hold and exports copy
+RUN_RECORD_KEYS = ("samples", "config_hash", "wall_s", "world", "device", "threads", "init_from")
 
 
 def export_from_checkpoint(checkpoint: str | Path, path: str | Path, dtype: str = "float32") -> Path:
@@ -635,14 +640,8 @@ def export_from_checkpoint(checkpoint: str | Path, path: str | Path, dtype: str 
         raise RunDirError(f"{checkpoint}: the checkpoint holds no EMA weights")
     cfg = ck.meta.get("config", {})
     meta = {"model": cfg.get("model"), "text_encoder": cfg.get("text_encoder"), "data": cfg.get("data"),
-            "text_encoder_fingerprint": ck.meta.get("text_encoder_fingerprint"), "steps": ck.step,
-            "samples": ck.meta.get("samples"), "config_hash": ck.meta.get("config_hash"), "weights": "ema",
-            **{k: ck.meta.get(k) for k in ("wall_s", "world", "device", "threads", "init_from")}}
-    summary = Path(checkpoint).parent.parent / "summary.json"   # <run>/checkpoints/step-N -> <run>/summary.json
-    if meta["wall_s"] is None and summary.is_file():
-        run = json.loads(summary.read_text())
-        if run.get("steps") == ck.step:   # the run ended at this checkpoint: its summary has the wall time
-            meta.update({k: run.get(k) for k in ("wall_s", "world", "device") if meta.get(k) is None})
+            "text_encoder_fingerprint": ck.meta.get("text_encoder_fingerprint"), "steps": ck.step, "weights": "ema",
+            **{k: ck.meta.get(k) for k in RUN_RECORD_KEYS}}
     return save_weights(path, ck.ema, meta, dtype=getattr(torch, dtype))
 
 

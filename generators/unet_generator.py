@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evalkit.errors import ConfigError, InputError, WeightsError
+from evalkit.errors import ConfigError, InputError
 from evalkit.generators.base import Generator
 from evalkit.generators.conditioning import Conditioning, make_conditioning
 from evalkit.generators.diffusion import SigmaInEDM, training_loss
@@ -36,6 +36,7 @@ from evalkit.generators.snapvideo import (
     crop_clips,
     generator_info,
     load_model_state,
+    model_spec_from_meta,
     pad_clips,
     read_weights,
     videos_to_clips,
@@ -139,16 +140,6 @@ def trainable_unet(params: dict[str, Any], *, text_dim: int, spec: VideoSpec) ->
     return model
 
 
-def _model_spec_from_meta(meta: dict[str, Any], file: str | Path) -> str | dict[str, Any]:
-    section = meta.get("model") or {}
-    if section.get("name") != MODEL_NAME:
-        raise WeightsError(f"{file}: weights of model {section.get('name')!r}, expected '{MODEL_NAME}' "
-                           "(or set `model` in the generator config)")
-    if meta.get("model_resolved"):
-        return meta["model_resolved"]  # the architecture it was trained with, whatever the names mean now
-    return (section.get("params") or {}).get("model", "unet-tiny")
-
-
 @dataclass
 class UNetVideoConfig(SnapVideoConfig):
     """The same settings as ``snapvideo-fit`` (sampler, guidance, text encoder); ``model`` names a
@@ -167,7 +158,8 @@ class UNetVideoGenerator(Generator):
         state, meta = None, {}
         if cfg.checkpoint is not None:
             state, meta = read_weights(cfg.checkpoint)
-            model_spec = cfg.model if cfg.model is not None else _model_spec_from_meta(meta, cfg.checkpoint)
+            model_spec = (cfg.model if cfg.model is not None
+                          else model_spec_from_meta(meta, cfg.checkpoint, MODEL_NAME, "unet-tiny"))
         elif cfg.init_seed is None:
             raise ConfigError("no checkpoint given; set 'checkpoint' to a weights file, or init_seed for a smoke "
                               "run with random weights", path="checkpoint")
