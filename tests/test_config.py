@@ -95,3 +95,22 @@ def test_generator_protocols_restrict_where_an_entry_runs(tmp_path):
         load_config(RunConfig, write(tmp_path, two + "  - name: oracle-blur\n    protocols: [ucf101]\n"))
     with pytest.raises(ConfigError, match="at least one protocol"):
         load_config(RunConfig, write(tmp_path, two + "  - name: oracle-blur\n    protocols: []\n"))
+
+
+def _shipped_run_configs() -> list:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    return sorted(p for p in [root / "quickstart.yaml", *(root / "ablation").glob("*.yaml")]
+                  if "generators" in (p.read_text()))
+
+
+@pytest.mark.parametrize("path", _shipped_run_configs(), ids=lambda p: p.name)
+def test_shipped_run_configs_parse_and_their_generator_params_validate(path):
+    from evalkit.config import from_dict
+    from evalkit.registry import GENERATORS
+
+    config = load_config(RunConfig, path)
+    for gen in expand_generators(config):
+        cls = GENERATORS.get(gen.name)
+        from_dict(cls.Config, dict(gen.params), file=str(path), path=f"generators[{gen.label}].params")
