@@ -18,8 +18,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "60c8a17dfef7c7eefe357f6951edb0bc451a2ac406f62007eed68eafb386b9e5",
-        ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml"),
+        "293771657251ccd74aeeb7e13dec848744adb532b132af8276d03a689fed1f62",
+        ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml",
+         "configs/train/fit-tiny-shapes-continue-2.yaml"),
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
     "fit-upsampler-tiny-shapes": (
