@@ -40,3 +40,28 @@ def test_crop_scores_the_centre_only():
 
     assert run(net_wrong_border, None) > run(_zero_net, None) + 1.0
     assert run(net_wrong_border, (4, 4)) == run(_zero_net, (4, 4))
+
+
+def test_reference_errors_against_numpy():
+    import numpy as np
+
+    from evalkit.generators.diagnostics import reference_errors
+
+    clips = torch.rand(4, 3, 5, 6, 7, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    clips[0, :, :, :4] = 0.25  # a clip whose background (most pixels) is one colour
+    got = reference_errors(clips)
+    a = clips.numpy().astype(np.float64)
+    flat = a.reshape(4, 3, -1)
+    # torch's median of an even count is the lower of the two middle values
+    lower_median = np.sort(flat, axis=2)[:, :, (flat.shape[2] - 1) // 2]
+    want = {
+        "mean clip of the batch": ((a - a.mean(0, keepdims=True)) ** 2).mean(),
+        "each clip's median colour": ((a - lower_median[:, :, None, None, None]) ** 2).mean(),
+        "each clip's temporal mean": ((a - a.mean(2, keepdims=True)) ** 2).mean(),
+    }
+    assert got.keys() == want.keys()
+    for name in want:
+        assert abs(got[name] - want[name]) < 1e-6, (name, got[name], want[name])
+    # a clip that is its background colour everywhere scores zero against its median colour
+    flat_clip = torch.full((1, 3, 2, 4, 4), 0.5)
+    assert reference_errors(flat_clip)["each clip's median colour"] == 0.0
