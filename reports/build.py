@@ -23,6 +23,7 @@ from evalkit.reports.grids import sample_grid
 from evalkit.reports.html import render_html
 from evalkit.reports.leaderboard import column_label, leaderboard_frame, leaderboard_table, published_table
 from evalkit.reports.load import RunData, common_protocols, load_runs, protocol_slug, results_frame
+from evalkit.reports.paired import paired_frame, paired_table
 from evalkit.reports.plots import breakdown_plots, speed_quality_plots
 from evalkit.reports.published import published_frame
 from evalkit.reports.tables import (
@@ -59,6 +60,8 @@ class Report:
     files: list[Path] = dataclasses.field(default_factory=list)
     costs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     cost_table: Table | None = None
+    paired: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    paired_table: Table | None = None
 
     @property
     def partial(self) -> pd.DataFrame:
@@ -155,6 +158,8 @@ def build_report(
     grid_videos: int = 4,
     grid_frames: int = 8,
     title: str = "t2v-evalkit report",
+    paired_baseline: str | None = None,
+    paired_rounds: int = 1000,
 ) -> Report:
     """Read the runs, compute what the options ask for and write the report files into ``out_dir``."""
     formats = parse_formats(list(formats))
@@ -166,6 +171,12 @@ def build_report(
     frame = results_frame(runs)
     if bootstrap_rounds:
         frame, msgs = bootstrap_frame(frame, rounds=bootstrap_rounds, seed=seed, level=level, method=method)
+        messages.extend(msgs)
+    paired = pd.DataFrame()
+    if paired_baseline:
+        # before seed aggregation: pairs are rows of one plan, and the features belong to those rows
+        paired, msgs = paired_frame(frame, paired_baseline, rounds=paired_rounds, seed=seed, level=level,
+                                    method=method)
         messages.extend(msgs)
     frame = aggregate_seeds(frame)
     published = published_frame(list(published_tables) if published_tables is not None else None)
@@ -188,6 +199,8 @@ def build_report(
                     breakdown=breakdown, speed_plots=speed, breakdown_plots=bars, grids=grids, messages=messages)
     report.costs = cost_frame(frame)
     report.cost_table = cost_table(report.costs)
+    report.paired = paired
+    report.paired_table = paired_table(paired)
     report.files = write_report(report, out, formats, title)
     return report
 
@@ -210,7 +223,7 @@ def _grids(runs: list[RunData], frame: pd.DataFrame, out: Path, n_videos: int, n
 
 def write_report(report: Report, out: Path, formats: Sequence[str], title: str) -> list[Path]:
     files: list[Path] = []
-    tables = [report.leaderboard] + [t for t in (report.ablation_table, report.cost_table) if t]
+    tables = [report.leaderboard] + [t for t in (report.ablation_table, report.paired_table, report.cost_table) if t]
     if "md" in formats:
         parts = [f"# {title}\n"] + [f"> {w}\n" for w in partial_warnings(report.frame)]
         parts += [to_markdown(t) for t in tables + report.published_tables]
@@ -225,17 +238,22 @@ def write_report(report: Report, out: Path, formats: Sequence[str], title: str) 
             files.append(_write(out / "breakdown.csv", report.breakdown.to_csv(index=False)))
         if report.cost_table is not None:
             files.append(_write(out / "cost.csv", report.costs.to_csv(index=False)))
+        if not report.paired.empty:
+            files.append(_write(out / "paired.csv", report.paired.to_csv(index=False)))
     if "tex" in formats:
         files.append(_write(out / "leaderboard.tex", to_latex(report.leaderboard)))
         if report.ablation_table:
             files.append(_write(out / "ablation.tex", to_latex(report.ablation_table)))
         if report.cost_table:
             files.append(_write(out / "cost.tex", to_latex(report.cost_table)))
+        if report.paired_table:
+            files.append(_write(out / "paired.tex", to_latex(report.paired_table)))
     if "html" in formats:
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         sections = [
             ("Leaderboard", [report.leaderboard]),
             ("Ablation", [report.ablation_table] if report.ablation_table else []),
+            ("Paired differences", [report.paired_table] if report.paired_table else []),
             ("Cost", [report.cost_table] if report.cost_table else []),
             ("Speed vs quality", [(p, _caption(p, "speed-", "quality against generation cost, one curve "
                                                 "per generator family")) for p in report.speed_plots]),

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   evalkit report runs/sweep --bootstrap 200 --seed 1       # 95% bootstrap intervals from stored features
   evalkit report runs/qs --published snapvideo-t4,ucf101-other
   evalkit report runs/qs --published none                  # measured rows only
+  evalkit report runs/guidance --paired "fit-tiny[guidance=1.0]"   # differences on the same prompts and seeds
 """
 
 
@@ -33,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float, default=0.95, help="bootstrap interval level (default: 0.95)")
     p.add_argument("--interval", choices=("basic", "percentile"), default="basic",
                    help="bootstrap interval construction (default: basic, which corrects the Fréchet bias)")
+    p.add_argument("--paired", default=None, metavar="GENERATOR",
+                   help="add a table of paired differences against this generator: rows on the same prompts and "
+                        "seeds, resampled together (FID/FVD/KID/CLIPSIM from stored features)")
+    p.add_argument("--paired-rounds", type=int, default=1000, metavar="N",
+                   help="bootstrap rounds of the paired differences (default: 1000)")
     p.add_argument("--published", default="default",
                    help="published tables to add: 'default' (Snap Video Tables 4 and 5), 'none', 'all', or "
                         "comma-separated keys of reports/data/published.yaml")
@@ -60,12 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: expected a number of rounds >= 0, got {args.bootstrap}")
+    if args.paired_rounds < 1:
+        raise InputError(f"--paired-rounds: expected a number of rounds >= 1, got {args.paired_rounds}")
     formats = parse_formats(args.format)
     out = args.out or (args.run_dirs[0] / "report")
     report = build_report(
         args.run_dirs, out, formats=formats, bootstrap_rounds=args.bootstrap, seed=args.seed, level=args.level,
         method=args.interval, published_tables=_published(args.published), grid_videos=args.grid_videos,
-        grid_frames=args.grid_frames, title=args.title,
+        grid_frames=args.grid_frames, title=args.title, paired_baseline=args.paired,
+        paired_rounds=args.paired_rounds,
     )
     n_measured = report.frame["generator"].nunique()
     n_partial = len(report.partial)
