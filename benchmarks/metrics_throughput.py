@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def rss_mb() -> float:
@@ -53,11 +54,46 @@ def rss_mb() -> float:
 
 
 def synth_batches(n: int, batch: int, frames: int, size: int, seed: int) -> Iterator[torch.Tensor]:
-    """uint8 videos (b, T, H, W, 3) generated batch by batch (stands in for decoding)."""
+    """uint8 videos (b, T, H, W, 3) generated batch by batch (stands in for decoding).
+
+    Smooth colour fields (4x4x4 random values, trilinearly upsampled) plus pixel noise: structure at
+    several scales, so the detectors' features differ from video to video.
+    """
     g = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch):
         b = min(batch, n - start)
-        yield torch.randint(0, 256, (b, frames, size, size, 3), generator=g, dtype=torch.uint8)
+        coarse = torch.rand(b, 3, 4, 4, 4, generator=g)
+        field = F.interpolate(coarse, size=(frames, size, size), mode="trilinear", align_corners=False)
+        video = (field * 200 + torch.rand(b, 3, frames, size, size, generator=g) * 55).round()
+        yield video.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
+
+
+def calibrate_batchnorm(model: torch.nn.Module, *inputs: torch.Tensor) -> torch.nn.Module:
+    """Set every BatchNorm's running statistics from one pass over ``inputs``; returns ``model`` in eval mode.
+
+    A random-weight I3D or Inception with fresh running statistics gives nearly the same output for every
+    input (I3D logits vary by about 1e-8 across videos), so FVD comes out near 1e-12 and an equality check
+    between two pipelines would pass whatever they computed. Calibrated, features vary by about 0.06 and
+    the values are of order one and above. Both sides of every comparison use the calibrated network.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        for x in inputs:
+            model(x)
+    return model.eval()
+
+
+def calibrated_i3d(seed: int, size: int, frames: int, device: str) -> torch.nn.Module:
+    """cd-fvd's I3D with random weights and calibrated BatchNorm statistics (see ``calibrate_batchnorm``)."""
+    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
+    from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
+
+    clips = next(synth_batches(8, 8, frames, size, seed=1000 + seed))
+    return calibrate_batchnorm(build_i3d(None, seed=seed).to(device), preprocess_tats(clips.to(device)))
 
 
 def synth_all(n: int, frames: int, size: int, seed: int, batch: int) -> np.ndarray:
@@ -180,9 +216,8 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
 
     from evalkit import weights
     from evalkit.metrics.base import build_detector
-    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
     from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
-    from evalkit.metrics.detectors.i3d_torchscript import build_styleganv_i3d
+    from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, script_module
 
     n, b, t, size = args.videos, args.batch, args.frames, args.size
     real = synth_all(n, t, size, seed=1, batch=b)
@@ -192,7 +227,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     ts_path = tmp / "i3d_torchscript.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(build_styleganv_i3d(), str(ts_path))
+        torch.jit.save(script_module(StyleGANVI3D(calibrated_i3d(7, size, t, args.device)).eval()), str(ts_path))
         script = torch.jit.load(str(ts_path), map_location=args.device).eval()
     with weights.overrides({"i3d-torchscript": ts_path}):
         det = build_detector("i3d-torchscript", device=args.device)
@@ -211,7 +246,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
 
     # ---- cd-fvd I3D path
     i3d_path = tmp / "i3d_pretrained_400.pt"
-    torch.save(build_i3d(None, seed=3).state_dict(), i3d_path)
+    torch.save(calibrated_i3d(3, size, t, args.device).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det = build_detector("i3d-cd-fvd", device=args.device)
     det.batch_size = 16  # cd-fvd's batch, so per-batch float64 sums are added in the same order
@@ -233,6 +268,97 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     rows.append(row("fvd-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
 
 
+def write_frame_folders(root: Path, n: int, frames: int, size: int, seed: int) -> None:
+    """``n`` videos as folders of JPEG frames (StyleGAN-V's layout; names cd-fvd's sort understands)."""
+    from PIL import Image
+
+    for v, clip in enumerate(synth_all(n, frames, size, seed, batch=4)):
+        folder = root / f"video_{v:05d}"
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(clip):
+            Image.fromarray(frame).save(folder / f"frame_{t:05d}.jpg", quality=95)
+
+
+def sequential_extract(source, detector, batch: int) -> np.ndarray:
+    """Read a batch, then run the detector on it: decoding and compute take turns (no read-ahead)."""
+    chunks, pending = [], []
+    for i in range(source.count):
+        pending.append(source.read(i))
+        if len(pending) == batch or i == source.count - 1:
+            with torch.no_grad():
+                chunks.append(detector(torch.from_numpy(np.stack(pending))).double().numpy())
+            pending = []
+    return np.concatenate(chunks)
+
+
+def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
+    """FVD (cd-fvd I3D) from folders of JPEG frames on disk: decoding is part of the cost.
+
+    Reference: cd-fvd's own file path, ``load_videos(..., data_type="image_folder")`` then
+    ``compute_real_stats`` / ``compute_fake_stats`` / ``compute_fvd_from_stats`` (a DataLoader with
+    ``--ref-workers`` worker processes, PIL per frame). It calls ``Image.ANTIALIAS``, which Pillow 10
+    removed; the benchmark restores it as the alias of ``Image.LANCZOS`` it always was (a same-size
+    resize, so it changes no pixel). With ``sequence_length=-1`` it reads every frame of each
+    folder, as ours does; with a positive length it skips folders of exactly that many frames.
+    """
+    from cdfvd.fvd import cdfvd as CdFvd
+    from PIL import Image
+
+    from evalkit import weights
+    from evalkit.commands.score import extract, open_source
+    from evalkit.metrics.base import build_detector, build_metric
+    from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
+
+    n, t, size = args.file_videos, args.frames, args.file_size
+    dirs = {"real": tmp / "frames_real", "fake": tmp / "frames_fake"}
+    write_frame_folders(dirs["real"], n, t, size, seed=11)
+    write_frame_folders(dirs["fake"], n, t, size, seed=12)
+    i3d_path = tmp / "i3d_files.pt"
+    torch.save(calibrated_i3d(5, size, t, args.device).state_dict(), i3d_path)
+    with weights.overrides({"i3d-pretrained-400": i3d_path}):
+        det = build_detector("i3d-cd-fvd", device=args.device)
+    sources = {k: open_source(str(d), None) for k, d in dirs.items()}
+
+    def ours(read: Callable) -> float:
+        metric = build_metric("fvd:cd-fvd-i3d")
+        for name in ("real", "fake"):
+            metric.update(read(sources[name]), real=name == "real")
+        return metric.compute().value
+
+    with Measure() as m:
+        value = ours(lambda src: extract(src, det, 16, workers=args.workers))
+    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads)", 2 * n, m, value, "videos"))
+    with Measure() as m:
+        seq_value = ours(lambda src: sequential_extract(src, det, 16))
+    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead", 2 * n, m, seq_value, "videos"))
+
+    shimmed = not hasattr(Image, "ANTIALIAS")
+    if shimmed:
+        Image.ANTIALIAS = Image.LANCZOS
+    try:
+        with Measure() as m, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
+            for name, compute in (("real", ref_obj.compute_real_stats), ("fake", ref_obj.compute_fake_stats)):
+                loader = ref_obj.load_videos(str(dirs[name]), resolution=size, sequence_length=-1,
+                                             data_type="image_folder", num_workers=args.ref_workers, batch_size=16)
+                compute(loader)
+            ref = float(ref_obj.compute_fvd_from_stats())
+    finally:
+        if shimmed:
+            del Image.ANTIALIAS
+    rows.append(row("fvd-files-cd-fvd-i3d", f"cd-fvd image_folder ({args.ref_workers} workers)", 2 * n, m, ref,
+                    "videos"))
+    checks.append({"benchmark": "fvd-files-cd-fvd-i3d", "value_rel_diff": rel(value, ref),
+                   "no_read_ahead_rel_diff": rel(value, seq_value), "pillow_antialias_shim": shimmed,
+                   "n_real": int(ref_obj.real_stats.num_items), "n_fake": int(ref_obj.fake_stats.num_items),
+                   "counts_ok": int(ref_obj.real_stats.num_items) == int(ref_obj.fake_stats.num_items) == n})
+    clip = np.stack([sources["real"].read(i) for i in range(min(16, n))])
+    xb = preprocess_tats(torch.from_numpy(clip).to(args.device))
+    m, items = bare_forward(det.model, xb, 2 * n)
+    rows.append(row("fvd-files-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
+
+
 def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
     from unittest import mock
 
@@ -244,6 +370,8 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
 
     n, size = args.images, args.size
     det = build_detector("inception-pytorch-fid", device=args.device, allow_random_weights=True)
+    calib = next(synth_batches(32, 32, 1, size, seed=1003))[:, 0].permute(0, 3, 1, 2).float() / 255
+    calibrate_batchnorm(det.model, calib.to(args.device))  # det.network, handed to pytorch-fid, is inside
     real = synth_all(n, 1, size, seed=3, batch=32)
     fake = synth_all(n, 1, size, seed=4, batch=32)
     metric = build_metric("fid:pytorch-fid")
@@ -276,10 +404,9 @@ def bench_memory(args, rows: list, tmp: Path) -> None:
 
     from evalkit import weights
     from evalkit.metrics.base import build_detector
-    from evalkit.metrics.detectors.i3d_pytorch import build_i3d
 
     i3d_path = tmp / "i3d_mem.pt"
-    torch.save(build_i3d(None, seed=4).state_dict(), i3d_path)
+    torch.save(calibrated_i3d(4, args.mem_size, args.frames, args.device).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det = build_detector("i3d-cd-fvd", device=args.device)
     with warnings.catch_warnings():
@@ -326,11 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="frame height = width of the synthetic data")
     p.add_argument("--batch", type=int, default=4, help="videos per detector batch (our styleganv path)")
     p.add_argument("--images", type=int, default=16, help="images per set for FID")
+    p.add_argument("--file-videos", type=int, default=8, help="videos per set for FVD from frame folders on disk")
+    p.add_argument("--file-size", type=int, default=128, help="frame height = width of the frame-folder videos")
+    p.add_argument("--workers", type=int, default=4, help="our decoding threads (evalkit score --workers)")
+    p.add_argument("--ref-workers", type=int, default=4, help="cd-fvd DataLoader workers (its load_videos default)")
     p.add_argument("--mem-sizes", type=int, nargs="*", default=[2, 4], help="videos per set for the memory scan")
     p.add_argument("--mem-size", type=int, default=64, help="frame size in the memory scan")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-    p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fid", "memory"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fvd-files", "fid", "memory"])
     p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of the value checks")
     p.add_argument("--out", type=Path, default=None, help="write rows and checks as JSON here")
     args = p.parse_args(argv)
@@ -343,12 +474,16 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpdir)
         if "fvd" not in args.skip:
             bench_fvd(args, rows, checks, tmp)
+        if "fvd-files" not in args.skip:
+            bench_fvd_files(args, rows, checks, tmp)
         if "fid" not in args.skip:
             bench_fid(args, rows, checks, tmp)
         if "memory" not in args.skip:
             bench_memory(args, rows, tmp)
     for c in checks:
-        c["ok"] = c["value_rel_diff"] <= args.rtol and c.get("feature_max_abs_diff", 0.0) <= 1e-5
+        c["ok"] = (c["value_rel_diff"] <= args.rtol and c.get("feature_max_abs_diff", 0.0) <= 1e-5
+                   and c.get("no_read_ahead_rel_diff", 0.0) <= args.rtol
+                   and c.get("counts_ok", True))
     print_table(rows, checks)
     result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows, "checks": checks}

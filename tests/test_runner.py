@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import toy_plugin
 
@@ -164,3 +165,25 @@ def test_real_features_are_cached_across_runs(toy, tmp_path, monkeypatch):
     assert main(["run", str(config), "--out", str(tmp / "b"), "--no-progress"]) == 0
     assert calls == []  # the real set was not decoded again
     assert values(tmp / "a") == values(tmp / "b")
+
+
+def test_real_chunks_do_not_depend_on_batching(toy, tmp_path, monkeypatch):
+    """Real clips read a batch ahead: each chunk file still holds exactly its indices and their features."""
+    tmp, _ = toy
+    proto = toy_plugin.write_protocol(tmp)
+    runs = {}
+    for batch_size in (3, 4):  # 3: batches straddle nothing but split each 4-index chunk into 3 + 1
+        monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / f"home{batch_size}"))
+        (tmp / f"b{batch_size}").mkdir()
+        config = toy_plugin.write_run_config(tmp / f"b{batch_size}", proto, batch_size=batch_size)
+        out = tmp / f"run{batch_size}"
+        assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+        runs[batch_size] = RunDir(out)
+    chunks = sorted(runs[3].done_chunks(REAL, "toy"))
+    assert chunks == sorted(runs[4].done_chunks(REAL, "toy")) == list(range(6))  # 23 real clips, chunks of 4
+    for c in chunks:
+        a, b = runs[3].read_chunk(REAL, "toy", c), runs[4].read_chunk(REAL, "toy", c)
+        assert list(a["index"]) == list(range(4 * c, min(4 * c + 4, 23)))
+        assert set(a) == set(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])

@@ -120,6 +120,8 @@ def test_errors_name_the_problem(tmp_path, capsys):
           str(tmp_path / "missing.txt")], "cannot read prompts"),
         (["--real", str(tmp_path / "fake.npy"), "--fake", str(tmp_path / "fake.npy"), "--metric",
           "fd:test-mean-colour", "--weights", "nonsense"], "NAME=FILE"),
+        (["--real", str(tmp_path / "fake.npy"), "--fake", str(tmp_path / "fake.npy"), "--metric",
+          "fd:test-mean-colour", "--workers", "0"], "--workers must be a positive integer"),
     ]
     for args, message in cases:
         assert main(["score", *args]) == 2
@@ -134,3 +136,28 @@ def test_unreadable_image_is_named(tmp_path, capsys):
     assert main(["score", "--real", str(tmp_path / "real.npy"), "--fake", str(folder),
                  "--metric", "fd:test-mean-colour"]) == 2
     assert "a.png" in capsys.readouterr().err
+
+
+def test_batches_read_ahead_keep_order_and_shape_groups():
+    """Decoding in threads, with items finishing out of order, gives the batches a sequential read gives."""
+    import random
+    import time
+
+    from evalkit.commands.score import VideoSource, iter_batches
+
+    shapes = [(2, 4, 4, 3)] * 5 + [(3, 4, 4, 3)] * 4 + [(2, 4, 4, 3)] * 2
+    delays = random.Random(0).sample(range(len(shapes)), len(shapes))
+
+    def read(i: int) -> np.ndarray:
+        time.sleep(delays[i] * 0.002)  # later items often finish first
+        return np.full(shapes[i], i, dtype=np.uint8)
+
+    source = VideoSource("mem", len(shapes), read, "x")
+    got = [(start, batch.shape, batch[:, 0, 0, 0, 0].tolist()) for start, batch in iter_batches(source, 3, workers=4)]
+    assert got == [
+        (0, (3, 2, 4, 4, 3), [0, 1, 2]),
+        (3, (2, 2, 4, 4, 3), [3, 4]),
+        (5, (3, 3, 4, 4, 3), [5, 6, 7]),
+        (8, (1, 3, 4, 4, 3), [8]),
+        (9, (2, 2, 4, 4, 3), [9, 10]),
+    ]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from evalkit import video_io
 from evalkit import weights as W
@@ -52,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="videos per detector call (default 8)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached real-set features")
+    p.add_argument("--workers", type=int, default=4, help="decoding threads, reading ahead of the detector (default 4)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
 
 
@@ -125,12 +128,16 @@ def open_source(path: str, frames: int | None) -> VideoSource:
     )
 
 
-def iter_batches(source: VideoSource, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(first index, uint8 (b, T, H, W, 3)) batches of consecutive items of equal shape."""
+def iter_batches(source: VideoSource, batch_size: int, workers: int = 4) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, uint8 (b, T, H, W, 3)) batches of consecutive items of equal shape.
+
+    Items decode in a pool of ``workers`` threads, at most two batches ahead of the caller, so the
+    detector runs while the next batch is read (PyAV and PIL release the GIL while decoding).
+    """
     pending: list[np.ndarray] = []
     start = 0
-    for i in range(source.count):
-        item = source.read(i)
+    ahead = max(2 * batch_size, workers)
+    for i, item in video_io.iter_videos(range(source.count), loader=source.read, workers=workers, prefetch=ahead):
         if pending and (item.shape != pending[0].shape or len(pending) == batch_size):
             yield start, np.stack(pending)
             pending, start = [], i
@@ -148,15 +155,22 @@ def _cache_file(source: VideoSource, detector: Any) -> Path:
 
 
 def extract(source: VideoSource, detector: Any, batch_size: int, prompts: list[str] | None = None,
-            cache: bool = False) -> np.ndarray:
-    """Features of every item of ``source`` (rows per frame or per video, as the detector says)."""
+            cache: bool = False, workers: int = 4, progress: bool | None = False) -> np.ndarray:
+    """Features of every item of ``source`` (rows per frame or per video, as the detector says).
+
+    ``progress``: a bar on stderr (``None``: only when stderr is a terminal).
+    """
     path = _cache_file(source, detector) if cache else None
     if path is not None and path.is_file():
         return np.load(path, allow_pickle=False)
     chunks = []
-    for start, batch in iter_batches(source, batch_size):
-        batch_prompts = prompts[start:start + len(batch)] if prompts is not None else None
-        chunks.append(detector(torch.from_numpy(batch), batch_prompts).double().numpy())
+    with tqdm(total=source.count, desc=f"{detector.name} {Path(source.path).name}", unit="video",
+              disable=None if progress is None else not progress) as bar:
+        for start, batch in iter_batches(source, batch_size, workers):
+            batch_prompts = prompts[start:start + len(batch)] if prompts is not None else None
+            with torch.no_grad():
+                chunks.append(detector(torch.from_numpy(batch), batch_prompts).double().numpy())
+            bar.update(len(batch))
     features = np.concatenate(chunks, axis=0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +218,10 @@ def score(args: argparse.Namespace) -> list[dict[str, Any]]:
     if needs_real and real is None:
         raise InputError(f"--real is required by {', '.join(needs_real)}")
     prompts = _read_prompts(args.prompts, fake.count) if args.prompts else None
+    workers = getattr(args, "workers", 4)
+    if workers < 1:
+        raise InputError(f"--workers must be a positive integer, got {workers}")
+    progress = None if getattr(args, "progress", True) else False
     records = []
     with W.overrides(_parse_weights(args.weights)):
         detectors: dict[str, Any] = {}
@@ -216,12 +234,14 @@ def score(args: argparse.Namespace) -> list[dict[str, Any]]:
             if detector.needs_prompts and prompts is None:
                 raise InputError(f"{metric.full_name} needs --prompts (one text prompt per generated video)")
             if (metric.detector, "fake") not in features:
-                features[(metric.detector, "fake")] = extract(fake, detector, args.batch_size, prompts)
+                features[(metric.detector, "fake")] = extract(fake, detector, args.batch_size, prompts,
+                                                               workers=workers, progress=progress)
             metric.update(features[(metric.detector, "fake")], real=False)
             if metric.uses_real:
                 if (metric.detector, "real") not in features:
                     features[(metric.detector, "real")] = extract(real, detector, args.batch_size,
-                                                                  cache=not args.no_cache)
+                                                                  cache=not args.no_cache, workers=workers,
+                                                                  progress=progress)
                 metric.update(features[(metric.detector, "real")], real=True)
             value = metric.compute()
             records.append({
