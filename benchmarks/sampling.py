@@ -5,7 +5,8 @@ does not depend on the weights) in three modes: no guidance, guidance with both 
 batched forward, and guidance as two forwards. An evaluation is one sample through the network, so
 guidance doubles the evaluations per video. Then the shipped tiny cascade (``fit-tiny-shapes`` ->
 ``fit-upsampler-tiny-shapes``, 16x72x128 videos) end to end through the ``snapvideo-cascade``
-generator: text encoding, both stages, uint8 frames. Prints a table and writes JSON.
+generator with the quickstart's settings (configs/quickstart.yaml): text encoding, both stages, uint8
+frames. Prints a table and writes JSON.
 
     python benchmarks/sampling.py --batch 4 --steps 4 --threads 2 --out sampling.json
 """
@@ -53,6 +54,14 @@ PROMPTS = ["a red circle moving left quickly on a gray background",
            "a green cross growing slowly on a black background"]
 
 
+def quickstart_cascade_params() -> dict:
+    """The cascade entry of ``configs/quickstart.yaml`` (checkpoints, guidance, upsampler sigma_max)."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml").read_text())
+    return next(g["params"] for g in config["generators"] if g["name"] == "snapvideo-cascade")
+
+
 def cascade_seconds(base_steps: int, up_steps: int, batch: int, repeats: int) -> dict:
     """End-to-end seconds per video of the shipped tiny cascade (weights resolved by name)."""
     import warnings
@@ -60,9 +69,9 @@ def cascade_seconds(base_steps: int, up_steps: int, batch: int, repeats: int) ->
     from evalkit.generators.base import build_generator
     from evalkit.video import VideoSpec
 
-    gen = build_generator("snapvideo-cascade", {"base": {"checkpoint": "fit-tiny-shapes", "steps": base_steps},
-                                                "upsampler": {"checkpoint": "fit-upsampler-tiny-shapes",
-                                                              "steps": up_steps}})
+    params = quickstart_cascade_params()
+    params["base"]["steps"], params["upsampler"]["steps"] = base_steps, up_steps
+    gen = build_generator("snapvideo-cascade", params)
     spec = VideoSpec(frames=16, height=72, width=128, fps=24.0)
     prompts = (PROMPTS * batch)[:batch]
     with warnings.catch_warnings():
@@ -74,7 +83,7 @@ def cascade_seconds(base_steps: int, up_steps: int, batch: int, repeats: int) ->
             gen.generate(prompts, list(range(r * batch, (r + 1) * batch)), spec)
             times.append(time.perf_counter() - start)
     best = min(times)
-    return {"base_steps": base_steps, "upsampler_steps": up_steps, "batch": batch, "seconds": best,
+    return {"base_steps": base_steps, "upsampler_steps": up_steps, "params": params, "batch": batch, "seconds": best,
             "seconds_per_video": best / batch, "evaluations_per_video": gen.last_nfe}
 
 
@@ -123,7 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["batched_guidance_speedup"] = separate / batched
     if "cascade" in result:
         c = result["cascade"]
-        print(f"shipped tiny cascade ({c['base_steps']} + {c['upsampler_steps']} steps, guidance 3, 16x72x128): "
+        guidance = c["params"]["base"].get("guidance")
+        print(f"shipped tiny cascade as in the quickstart ({c['base_steps']} + {c['upsampler_steps']} steps, "
+              f"base guidance {guidance}, 16x72x128): "
               f"{c['seconds_per_video']:.2f} s per video, {c['evaluations_per_video']:.0f} evaluations per video")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
