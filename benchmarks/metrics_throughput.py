@@ -7,14 +7,17 @@ Rows (videos/s for FVD, images/s for FID, wall time, peak memory):
   on one TorchScript file (the seeded random-weight stand-in, saved and reloaded).
 - ``fvd-cd-fvd-i3d``: our ``i3d-cd-fvd`` + ``fvd:cd-fvd-i3d`` vs ``cdfvd.cdfvd(model='i3d').compute_fvd`` on one
   random-weight ``i3d_pretrained_400.pt``.
-- ``fid-pytorch-fid``: our ``inception-pytorch-fid`` + ``fid:pytorch-fid`` vs pytorch-fid's
-  ``calculate_fid_given_paths`` on the same frames written as PNG files (its only input form), with our
-  random-weight network handed to it.
+- ``fvd-files-cd-fvd-i3d``: the same from folders of JPEG frames on disk, decoding included: ``evalkit score``'s
+  reader (threads reading ahead; and without read-ahead) vs cd-fvd's ``load_videos(data_type="image_folder")``.
+- ``fid-pytorch-fid``: ``evalkit score``'s reader + ``inception-pytorch-fid`` + ``fid:pytorch-fid`` vs
+  pytorch-fid's ``calculate_fid_given_paths``, both on the same PNG files (pytorch-fid's only input form),
+  with our random-weight network handed to it.
 - ``*-bare``: the detector network's forward alone on already preprocessed input (the upper limit).
 
-Our pipeline streams: a producer thread makes (here: synthesises; in a run: decodes) the next batch
-while the detector runs, features go into float64 sums, nothing grows with N but the clock. The
-reference paths take whole arrays. Values are checked for equality (``match`` column; features are
+Random-weight detectors get BatchNorm statistics from one calibration pass (``calibrate_batchnorm``) so
+that their features, and the compared values, are not near-constant. Our pipeline streams: a producer
+thread hands over (from memory, or decodes from disk) the next batch while the detector runs, features
+go into float64 sums, nothing grows with N but the clock. The reference paths take whole arrays. Values are checked for equality (``match`` column; features are
 compared too). Peak memory: tracemalloc (Python/NumPy allocations) and the growth of the process RSS.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/metrics_throughput.py --out bench.json`` (defaults take a couple of
@@ -57,15 +60,18 @@ def synth_batches(n: int, batch: int, frames: int, size: int, seed: int) -> Iter
     """uint8 videos (b, T, H, W, 3) generated batch by batch (stands in for decoding).
 
     Smooth colour fields (4x4x4 random values, trilinearly upsampled) plus pixel noise: structure at
-    several scales, so the detectors' features differ from video to video.
+    several scales, so the detectors' features differ from video to video. Video ``i`` depends only on
+    ``(seed, i)``, not on ``batch``, so both sides of a comparison see the same videos at any batch size.
     """
-    g = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch):
-        b = min(batch, n - start)
-        coarse = torch.rand(b, 3, 4, 4, 4, generator=g)
-        field = F.interpolate(coarse, size=(frames, size, size), mode="trilinear", align_corners=False)
-        video = (field * 200 + torch.rand(b, 3, frames, size, size, generator=g) * 55).round()
-        yield video.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
+        videos = []
+        for i in range(start, min(start + batch, n)):
+            g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            coarse = torch.rand(1, 3, 4, 4, 4, generator=g)
+            field = F.interpolate(coarse, size=(frames, size, size), mode="trilinear", align_corners=False)
+            videos.append(field * 200 + torch.rand(1, 3, frames, size, size, generator=g) * 55)
+        video = torch.cat(videos).round().clamp(0, 255).to(torch.uint8)
+        yield video.permute(0, 2, 3, 4, 1).contiguous()
 
 
 def calibrate_batchnorm(model: torch.nn.Module, *inputs: torch.Tensor) -> torch.nn.Module:
@@ -99,6 +105,12 @@ def calibrated_i3d(seed: int, size: int, frames: int, device: str) -> torch.nn.M
 def synth_all(n: int, frames: int, size: int, seed: int, batch: int) -> np.ndarray:
     """The same videos as ``synth_batches`` as one array (what the reference paths consume)."""
     return torch.cat(list(synth_batches(n, batch, frames, size, seed))).numpy()
+
+
+def array_batches(videos: np.ndarray, batch: int) -> Iterator[torch.Tensor]:
+    """Batches of videos already in memory (what the reference paths are handed), without copies."""
+    for start in range(0, len(videos), batch):
+        yield torch.from_numpy(videos[start : start + batch])
 
 
 def prefetch(it: Iterator[torch.Tensor], depth: int = 2) -> Iterator[torch.Tensor]:
@@ -233,7 +245,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
         det = build_detector("i3d-torchscript", device=args.device)
     det.batch_size = b
     with Measure() as m:
-        ours, ours_f, _ = our_fvd("fvd:styleganv", det, synth_batches(n, b, t, size, 1), synth_batches(n, b, t, size, 2))
+        ours, ours_f, _ = our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b))
     rows.append(row("fvd-styleganv", "evalkit", 2 * n, m, ours, "videos"))
     with Measure() as m:
         ref, ref_f = styleganv_reference(script, real, fake, b, args.device)
@@ -251,8 +263,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
         det = build_detector("i3d-cd-fvd", device=args.device)
     det.batch_size = 16  # cd-fvd's batch, so per-batch float64 sums are added in the same order
     with Measure() as m:
-        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det, synth_batches(n, 16, t, size, 1),
-                               synth_batches(n, 16, t, size, 2))
+        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16))
     rows.append(row("fvd-cd-fvd-i3d", "evalkit", 2 * n, m, ours, "videos"))
     with Measure() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -366,6 +377,7 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
     from pytorch_fid import fid_score
     from pytorch_fid import inception as pfi
 
+    from evalkit.commands.score import extract, open_source
     from evalkit.metrics.base import build_detector, build_metric
 
     n, size = args.images, args.size
@@ -374,13 +386,6 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
     calibrate_batchnorm(det.model, calib.to(args.device))  # det.network, handed to pytorch-fid, is inside
     real = synth_all(n, 1, size, seed=3, batch=32)
     fake = synth_all(n, 1, size, seed=4, batch=32)
-    metric = build_metric("fid:pytorch-fid")
-    with Measure() as m:
-        for flag, seed in ((True, 3), (False, 4)):
-            for batch in prefetch(synth_batches(n, 32, 1, size, seed)):
-                metric.update(det(batch), real=flag)
-        ours = metric.compute().value
-    rows.append(row("fid-pytorch-fid", "evalkit", 2 * n, m, ours, "images"))
     dirs = []
     for name, arr in (("real", real), ("fake", fake)):
         d = tmp / name
@@ -388,6 +393,12 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
         for i, frame in enumerate(arr[:, 0]):
             Image.fromarray(frame).save(d / f"{i:05d}.png")
         dirs.append(str(d))
+    metric = build_metric("fid:pytorch-fid")
+    with Measure() as m:  # the same PNG files through `evalkit score`'s reader
+        for flag, d in ((True, dirs[0]), (False, dirs[1])):
+            metric.update(extract(open_source(d, None), det, 32, workers=args.workers), real=flag)
+        ours = metric.compute().value
+    rows.append(row("fid-pytorch-fid", "evalkit (PNG files)", 2 * n, m, ours, "images"))
     with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det.network):
         ref = float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
                                                         num_workers=0))
