@@ -93,13 +93,13 @@ def calibrate_batchnorm(model: torch.nn.Module, *inputs: torch.Tensor) -> torch.
     return model.eval()
 
 
-def calibrated_i3d(seed: int, size: int, frames: int, device: str) -> torch.nn.Module:
+def calibrated_i3d(seed: int, size: int, frames: int, device: str, clips: int = 8) -> torch.nn.Module:
     """cd-fvd's I3D with random weights and calibrated BatchNorm statistics (see ``calibrate_batchnorm``)."""
     from evalkit.metrics.detectors.i3d_pytorch import build_i3d
     from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
 
-    clips = next(synth_batches(8, 8, frames, size, seed=1000 + seed))
-    return calibrate_batchnorm(build_i3d(None, seed=seed).to(device), preprocess_tats(clips.to(device)))
+    videos = next(synth_batches(clips, clips, frames, size, seed=1000 + seed))
+    return calibrate_batchnorm(build_i3d(None, seed=seed).to(device), preprocess_tats(videos.to(device)))
 
 
 def synth_all(n: int, frames: int, size: int, seed: int, batch: int) -> np.ndarray:
@@ -239,7 +239,8 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     ts_path = tmp / "i3d_torchscript.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(script_module(StyleGANVI3D(calibrated_i3d(7, size, t, args.device)).eval()), str(ts_path))
+        i3d = calibrated_i3d(7, size, t, args.device, args.calib_clips)
+        torch.jit.save(script_module(StyleGANVI3D(i3d).eval()), str(ts_path))
         script = torch.jit.load(str(ts_path), map_location=args.device).eval()
     with weights.overrides({"i3d-torchscript": ts_path}):
         det = build_detector("i3d-torchscript", device=args.device)
@@ -258,7 +259,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
 
     # ---- cd-fvd I3D path
     i3d_path = tmp / "i3d_pretrained_400.pt"
-    torch.save(calibrated_i3d(3, size, t, args.device).state_dict(), i3d_path)
+    torch.save(calibrated_i3d(3, size, t, args.device, args.calib_clips).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det = build_detector("i3d-cd-fvd", device=args.device)
     det.batch_size = 16  # cd-fvd's batch, so per-batch float64 sums are added in the same order
@@ -325,7 +326,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
     write_frame_folders(dirs["real"], n, t, size, seed=11)
     write_frame_folders(dirs["fake"], n, t, size, seed=12)
     i3d_path = tmp / "i3d_files.pt"
-    torch.save(calibrated_i3d(5, size, t, args.device).state_dict(), i3d_path)
+    torch.save(calibrated_i3d(5, size, t, args.device, args.calib_clips).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det = build_detector("i3d-cd-fvd", device=args.device)
     sources = {k: open_source(str(d), None) for k, d in dirs.items()}
@@ -382,7 +383,7 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
 
     n, size = args.images, args.size
     det = build_detector("inception-pytorch-fid", device=args.device, allow_random_weights=True)
-    calib = next(synth_batches(32, 32, 1, size, seed=1003))[:, 0].permute(0, 3, 1, 2).float() / 255
+    calib = next(synth_batches(4 * args.calib_clips, 4 * args.calib_clips, 1, size, seed=1003))[:, 0].permute(0, 3, 1, 2).float() / 255
     calibrate_batchnorm(det.model, calib.to(args.device))  # det.network, handed to pytorch-fid, is inside
     real = synth_all(n, 1, size, seed=3, batch=32)
     fake = synth_all(n, 1, size, seed=4, batch=32)
@@ -417,7 +418,7 @@ def bench_memory(args, rows: list, tmp: Path) -> None:
     from evalkit.metrics.base import build_detector
 
     i3d_path = tmp / "i3d_mem.pt"
-    torch.save(calibrated_i3d(4, args.mem_size, args.frames, args.device).state_dict(), i3d_path)
+    torch.save(calibrated_i3d(4, args.mem_size, args.frames, args.device, args.calib_clips).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det = build_detector("i3d-cd-fvd", device=args.device)
     with warnings.catch_warnings():
@@ -466,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=16, help="images per set for FID")
     p.add_argument("--file-videos", type=int, default=8, help="videos per set for FVD from frame folders on disk")
     p.add_argument("--file-size", type=int, default=128, help="frame height = width of the frame-folder videos")
+    p.add_argument("--calib-clips", type=int, default=8,
+                   help="clips of the BatchNorm calibration pass of each random-weight I3D (4x as many images for Inception)")
     p.add_argument("--workers", type=int, default=4, help="our decoding threads (evalkit score --workers)")
     p.add_argument("--ref-workers", type=int, default=4, help="cd-fvd DataLoader workers (its load_videos default)")
     p.add_argument("--mem-sizes", type=int, nargs="*", default=[2, 4], help="videos per set for the memory scan")

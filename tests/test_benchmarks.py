@@ -1,0 +1,48 @@
+"""The benchmark scripts run end to end at toy sizes, and their value checks hold (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def bench_path(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    yield
+    for name in ("metrics_throughput", "sampling"):
+        sys.modules.pop(name, None)
+
+
+def test_metrics_throughput_values_match_the_references(bench_path, tmp_path):
+    import metrics_throughput
+
+    out = tmp_path / "metrics.json"
+    code = metrics_throughput.main(["--videos", "3", "--batch", "2", "--frames", "10", "--size", "32",
+                                    "--images", "8", "--file-videos", "2", "--file-size", "32", "--mem-sizes", "2",
+                                    "--calib-clips", "2", "--threads", "1", "--ref-workers", "0", "--skip", "memory",
+                                    "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert code == 0, result["checks"]
+    assert {c["benchmark"] for c in result["checks"]} == {"fvd-styleganv", "fvd-cd-fvd-i3d", "fvd-files-cd-fvd-i3d",
+                                                          "fid-pytorch-fid"}
+    values = [r["value"] for r in result["rows"] if r["value"] is not None]
+    assert min(abs(v) for v in values) > 1e-3  # calibrated detectors: the compared values are not ~0
+
+
+def test_sampling_benchmark_counts_evaluations(bench_path, tmp_path):
+    import sampling
+
+    result = sampling.main(["--steps", "2", "--batch", "2", "--repeats", "1", "--threads", "1",
+                            "--cascade-steps", "0", "0", "--out", str(tmp_path / "sampling.json")])
+    modes = result["modes"]
+    assert modes["no guidance"]["evaluations_per_video"] == 3  # 2N - 1 Heun evaluations
+    assert modes["guidance, batched"]["net_calls"] == 3
+    assert modes["guidance, two forwards"]["net_calls"] == 6
+    assert modes["guidance, batched"]["evaluations"] == modes["guidance, two forwards"]["evaluations"] == 12
