@@ -251,26 +251,23 @@ class Runner:
         todo = self._my_todo(REAL, st.name, st.n_real)
         bar = self._bar(st.n_real, st.n_real - sum(len(i) for _, i in todo), f"real {st.name}")
         size = self.config.batch_size
-        batches = [(chunk, list(indices[s:s + size])) for chunk, indices in todo for s in range(0, len(indices), size)]
+        # (chunk, its indices, batch start): the last batch of a chunk is the one whose end reaches len(indices)
+        batches = [(chunk, indices, s) for chunk, indices in todo for s in range(0, len(indices), size)]
         # the next batch decodes in a background thread while the detectors run on this one
-        loaded = video_io.iter_videos(batches, loader=lambda item: st.dataset.real_clips(item[1], st.config.seed),
-                                      workers=1, prefetch=1)
-        chunk_indices = dict(todo)
+        loaded = video_io.iter_videos(
+            batches, loader=lambda b: st.dataset.real_clips(list(b[1][b[2]:b[2] + size]), st.config.seed),
+            workers=1, prefetch=1)
         feats: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        done_in_chunk = 0
-        for (chunk, batch), videos in loaded:
+        for (chunk, indices, start), videos in loaded:
             for k, v in extract_features(videos, None, st.detectors, st.feature_keys, keys).items():
                 feats[k].append(v)
-            bar.update(len(batch))
-            done_in_chunk += len(batch)
-            indices = chunk_indices[chunk]
-            if done_in_chunk == len(indices):
+            bar.update(len(videos))
+            if start + size >= len(indices):
                 arrays = {k: np.concatenate(v) for k, v in feats.items()}
                 atomic_save_npz(self.rundir.chunk_file(REAL, st.name, chunk), index=np.asarray(indices, np.int64),
                                 **arrays)
                 self._after_chunk(REAL, st.name, chunk)
                 feats = {k: [] for k in keys}
-                done_in_chunk = 0
         bar.close()
         D.barrier()
         if self.dist.is_main and not cache.exists():

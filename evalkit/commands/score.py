@@ -218,10 +218,10 @@ def score(args: argparse.Namespace) -> list[dict[str, Any]]:
     if needs_real and real is None:
         raise InputError(f"--real is required by {', '.join(needs_real)}")
     prompts = _read_prompts(args.prompts, fake.count) if args.prompts else None
-    workers = getattr(args, "workers", 4)
+    workers = args.workers
     if workers < 1:
         raise InputError(f"--workers must be a positive integer, got {workers}")
-    progress = None if getattr(args, "progress", True) else False
+    progress = None if args.progress else False  # None: a bar only when stderr is a terminal
     records = []
     with W.overrides(_parse_weights(args.weights)):
         detectors: dict[str, Any] = {}
