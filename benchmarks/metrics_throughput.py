@@ -12,7 +12,13 @@ Rows (videos/s for FVD, images/s for FID, wall time, peak memory):
 - ``fid-pytorch-fid``: ``evalkit score``'s reader + ``inception-pytorch-fid`` + ``fid:pytorch-fid`` vs
   pytorch-fid's ``calculate_fid_given_paths``, both on the same PNG files (pytorch-fid's only input form),
   with our random-weight network handed to it.
-- ``*-bare``: the detector network's forward alone on already preprocessed input (the upper limit).
+- ``*-bare``: the detector network's forward alone on already preprocessed input (the upper limit), in
+  the layout evalkit uses.
+
+Each evalkit row runs twice: with evalkit's default detector layout (``evalkit.metrics.layout``:
+channels-last convolution weights on the CPU) and with the references' contiguous weights. The
+contiguous run must give the reference's value to ``--rtol`` (the pipeline is exact); the default run
+to ``--layout-rtol`` (the same arithmetic, float32 additions in another order inside each convolution).
 
 Random-weight detectors get BatchNorm statistics from one calibration pass (``calibrate_batchnorm``) so
 that their features, and the compared values, are not near-constant. Our pipeline streams: a producer
@@ -28,6 +34,7 @@ minutes on 2 CPU cores); scale with ``--videos``, ``--frames``, ``--size``, ``--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -219,6 +226,37 @@ def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: in
     return m, steps * x.shape[0]
 
 
+@contextlib.contextmanager
+def detector_layout(layout: str) -> Iterator[None]:
+    """Build detectors in ``layout`` (``EVALKIT_DETECTOR_LAYOUT``) inside the block."""
+    from evalkit.metrics.layout import LAYOUT_ENV
+
+    old = os.environ.get(LAYOUT_ENV)
+    os.environ[LAYOUT_ENV] = layout
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[LAYOUT_ENV]
+        else:
+            os.environ[LAYOUT_ENV] = old
+
+
+def build_both(name: str, device: str, **kwargs: Any) -> tuple[Any, Any]:
+    """The detector in evalkit's default layout and in the references' (contiguous weights)."""
+    from evalkit.metrics.base import build_detector
+
+    with detector_layout("auto"):
+        fast = build_detector(name, device=device, **kwargs)
+    with detector_layout("contiguous"):
+        plain = build_detector(name, device=device, **kwargs)
+    return fast, plain
+
+
+def layout_name(detector) -> str:
+    return "channels-last weights" if detector.channels_last else "contiguous weights"
+
+
 def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-300)
 
@@ -227,7 +265,6 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     from cdfvd.fvd import cdfvd as CdFvd
 
     from evalkit import weights
-    from evalkit.metrics.base import build_detector
     from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
     from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, script_module
 
@@ -243,35 +280,42 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
         torch.jit.save(script_module(StyleGANVI3D(i3d).eval()), str(ts_path))
         script = torch.jit.load(str(ts_path), map_location=args.device).eval()
     with weights.overrides({"i3d-torchscript": ts_path}):
-        det = build_detector("i3d-torchscript", device=args.device)
-    det.batch_size = b
+        det, det_plain = build_both("i3d-torchscript", args.device)
+    det.batch_size = det_plain.batch_size = b
     with Measure() as m:
-        ours, ours_f, _ = our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b))
-    rows.append(row("fvd-styleganv", "evalkit", 2 * n, m, ours, "videos"))
+        fast, fast_f, _ = our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b))
+    rows.append(row("fvd-styleganv", f"evalkit ({layout_name(det)})", 2 * n, m, fast, "videos"))
+    with Measure() as m:
+        ours, ours_f, _ = our_fvd("fvd:styleganv", det_plain, array_batches(real, b), array_batches(fake, b))
+    rows.append(row("fvd-styleganv", "evalkit (contiguous weights)", 2 * n, m, ours, "videos"))
     with Measure() as m:
         ref, ref_f = styleganv_reference(script, real, fake, b, args.device)
     rows.append(row("fvd-styleganv", "stylegan-v path", 2 * n, m, ref, "videos"))
     checks.append({"benchmark": "fvd-styleganv", "feature_max_abs_diff": float(np.abs(ours_f - ref_f).max()),
-                   "value_rel_diff": rel(ours, ref)})
+                   "value_rel_diff": rel(ours, ref), "layout_rel_diff": rel(fast, ref),
+                   "layout_feature_max_rel_diff": float(np.abs(fast_f - ref_f).max() / np.abs(ref_f).max())})
     x = torch.from_numpy(real[:b]).permute(0, 4, 1, 2, 3).contiguous().to(args.device)
-    m, items = bare_forward(lambda v: script(v, rescale=True, resize=True, return_features=True), x, 2 * n)
+    m, items = bare_forward(lambda v: det.model(v, rescale=True, resize=True, return_features=True), x, 2 * n)
     rows.append(row("fvd-styleganv", "bare forward (limit)", items, m, None, "videos"))
 
     # ---- cd-fvd I3D path
     i3d_path = tmp / "i3d_pretrained_400.pt"
     torch.save(calibrated_i3d(3, size, t, args.device, args.calib_clips).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
-        det = build_detector("i3d-cd-fvd", device=args.device)
-    det.batch_size = 16  # cd-fvd's batch, so per-batch float64 sums are added in the same order
+        det, det_plain = build_both("i3d-cd-fvd", args.device)
+    det.batch_size = det_plain.batch_size = 16  # cd-fvd's batch: per-batch float64 sums add in the same order
     with Measure() as m:
-        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16))
-    rows.append(row("fvd-cd-fvd-i3d", "evalkit", 2 * n, m, ours, "videos"))
+        fast, _, _ = our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16))
+    rows.append(row("fvd-cd-fvd-i3d", f"evalkit ({layout_name(det)})", 2 * n, m, fast, "videos"))
+    with Measure() as m:
+        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det_plain, array_batches(real, 16), array_batches(fake, 16))
+    rows.append(row("fvd-cd-fvd-i3d", "evalkit (contiguous weights)", 2 * n, m, ours, "videos"))
     with Measure() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
         ref = float(ref_obj.compute_fvd(real, fake))
     rows.append(row("fvd-cd-fvd-i3d", "cd-fvd package", 2 * n, m, ref, "videos"))
-    checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref),
+    checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref), "layout_rel_diff": rel(fast, ref),
                    "feature_max_abs_diff": float(np.abs(ours_metric.real.sum - ref_obj.real_stats.raw_mean).max()
                                                  / max(1, n))})
     model = det.model
@@ -318,7 +362,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
 
     from evalkit import weights
     from evalkit.commands.score import extract, open_source
-    from evalkit.metrics.base import build_detector, build_metric
+    from evalkit.metrics.base import build_metric
     from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
 
     n, t, size = args.file_videos, args.frames, args.file_size
@@ -328,7 +372,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
     i3d_path = tmp / "i3d_files.pt"
     torch.save(calibrated_i3d(5, size, t, args.device, args.calib_clips).state_dict(), i3d_path)
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
-        det = build_detector("i3d-cd-fvd", device=args.device)
+        det, det_plain = build_both("i3d-cd-fvd", args.device)
     sources = {k: open_source(str(d), None) for k, d in dirs.items()}
 
     def ours(read: Callable) -> float:
@@ -338,11 +382,17 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
         return metric.compute().value
 
     with Measure() as m:
-        value = ours(lambda src: extract(src, det, 16, workers=args.workers))
-    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads)", 2 * n, m, value, "videos"))
+        fast = ours(lambda src: extract(src, det, 16, workers=args.workers))
+    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, {layout_name(det)})",
+                    2 * n, m, fast, "videos"))
     with Measure() as m:
-        seq_value = ours(lambda src: sequential_extract(src, det, 16))
-    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead", 2 * n, m, seq_value, "videos"))
+        value = ours(lambda src: extract(src, det_plain, 16, workers=args.workers))
+    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, contiguous weights)",
+                    2 * n, m, value, "videos"))
+    with Measure() as m:
+        seq_value = ours(lambda src: sequential_extract(src, det_plain, 16))
+    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead (contiguous weights)", 2 * n, m, seq_value,
+                    "videos"))
 
     shimmed = not hasattr(Image, "ANTIALIAS")
     if shimmed:
@@ -362,6 +412,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
     rows.append(row("fvd-files-cd-fvd-i3d", f"cd-fvd image_folder ({args.ref_workers} workers)", 2 * n, m, ref,
                     "videos"))
     checks.append({"benchmark": "fvd-files-cd-fvd-i3d", "value_rel_diff": rel(value, ref),
+                   "layout_rel_diff": rel(fast, ref),
                    "no_read_ahead_rel_diff": rel(value, seq_value), "pillow_antialias_shim": shimmed,
                    "n_real": int(ref_obj.real_stats.num_items), "n_fake": int(ref_obj.fake_stats.num_items),
                    "counts_ok": int(ref_obj.real_stats.num_items) == int(ref_obj.fake_stats.num_items) == n})
@@ -379,12 +430,13 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
     from pytorch_fid import inception as pfi
 
     from evalkit.commands.score import extract, open_source
-    from evalkit.metrics.base import build_detector, build_metric
+    from evalkit.metrics.base import build_metric
 
     n, size = args.images, args.size
-    det = build_detector("inception-pytorch-fid", device=args.device, allow_random_weights=True)
+    det, det_plain = build_both("inception-pytorch-fid", args.device, allow_random_weights=True)
     calib = next(synth_batches(4 * args.calib_clips, 4 * args.calib_clips, 1, size, seed=1003))[:, 0].permute(0, 3, 1, 2).float() / 255
-    calibrate_batchnorm(det.model, calib.to(args.device))  # det.network, handed to pytorch-fid, is inside
+    calibrate_batchnorm(det_plain.model, calib.to(args.device))  # det_plain.network, handed to pytorch-fid, is inside
+    det.model.load_state_dict(det_plain.model.state_dict())  # the same numbers; copy_ keeps det's layout
     real = synth_all(n, 1, size, seed=3, batch=32)
     fake = synth_all(n, 1, size, seed=4, batch=32)
     dirs = []
@@ -394,17 +446,32 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
         for i, frame in enumerate(arr[:, 0]):
             Image.fromarray(frame).save(d / f"{i:05d}.png")
         dirs.append(str(d))
-    metric = build_metric("fid:pytorch-fid")
-    with Measure() as m:  # the same PNG files through `evalkit score`'s reader
+
+    frechet_s: list[float] = []
+
+    def ours(detector) -> float:  # the same PNG files through `evalkit score`'s reader
+        metric = build_metric("fid:pytorch-fid")
         for flag, d in ((True, dirs[0]), (False, dirs[1])):
-            metric.update(extract(open_source(d, None), det, 32, workers=args.workers), real=flag)
-        ours = metric.compute().value
-    rows.append(row("fid-pytorch-fid", "evalkit (PNG files)", 2 * n, m, ours, "images"))
-    with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det.network):
+            metric.update(extract(open_source(d, None), detector, 32, workers=args.workers), real=flag)
+        t0 = time.perf_counter()
+        value = metric.compute().value
+        frechet_s.append(time.perf_counter() - t0)  # the 2048x2048 sqrtm: paid once per value, not per image
+        return value
+
+    with Measure() as m:
+        fast = ours(det)
+    rows.append({**row("fid-pytorch-fid", f"evalkit (PNG files, {layout_name(det)})", 2 * n, m, fast, "images"),
+                 "frechet_s": round(frechet_s[-1], 3)})
+    with Measure() as m:
+        value = ours(det_plain)
+    rows.append({**row("fid-pytorch-fid", "evalkit (PNG files, contiguous weights)", 2 * n, m, value, "images"),
+                 "frechet_s": round(frechet_s[-1], 3)})
+    with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det_plain.network):
         ref = float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
                                                         num_workers=0))
     rows.append(row("fid-pytorch-fid", "pytorch-fid (PNG files)", 2 * n, m, ref, "images"))
-    checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(ours, ref), "n_le_dim": n <= 2048})
+    checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(value, ref), "layout_rel_diff": rel(fast, ref),
+                   "n_le_dim": n <= 2048})
     x = torch.rand(min(32, 2 * n), 3, size, size, device=args.device)
     m, items = bare_forward(det.model, x, 2 * n)
     rows.append(row("fid-pytorch-fid", "bare forward (limit)", items, m, None, "images"))
@@ -477,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fvd-files", "fid", "memory"])
     p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of the value checks")
+    p.add_argument("--layout-rtol", type=float, default=1e-5,
+                   help="relative tolerance of values from channels-last weights (float32 rounding of the features)")
     p.add_argument("--out", type=Path, default=None, help="write rows and checks as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -496,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_memory(args, rows, tmp)
     for c in checks:
         c["ok"] = (c["value_rel_diff"] <= args.rtol and c.get("feature_max_abs_diff", 0.0) <= 1e-5
+                   and c.get("layout_rel_diff", 0.0) <= args.layout_rtol
+                   and c.get("layout_feature_max_rel_diff", 0.0) <= args.layout_rtol
                    and c.get("no_read_ahead_rel_diff", 0.0) <= args.rtol
                    and c.get("counts_ok", True))
     print_table(rows, checks)

@@ -12,3 +12,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Caches and weights go to a per-test EVALKIT_HOME, never to the user's."""
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path_factory.mktemp("evalkit_home")))
+
+
+@pytest.fixture()
+def reference_layout(monkeypatch):
+    """Detectors built in the test keep the references' contiguous weights, for bit-level comparisons.
+
+    The default on the CPU is channels-last weights (``evalkit.metrics.layout``): the same values to
+    float32 rounding, which ``tests/test_detector_layout.py`` checks against this layout.
+    """
+    monkeypatch.setenv("EVALKIT_DETECTOR_LAYOUT", "contiguous")

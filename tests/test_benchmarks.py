@@ -32,6 +32,8 @@ def test_metrics_throughput_values_match_the_references(bench_path, tmp_path):
     assert code == 0, result["checks"]
     assert {c["benchmark"] for c in result["checks"]} == {"fvd-styleganv", "fvd-cd-fvd-i3d", "fvd-files-cd-fvd-i3d",
                                                           "fid-pytorch-fid"}
+    assert all("layout_rel_diff" in c for c in result["checks"])  # both detector layouts were compared
+    assert any("channels-last weights" in r["impl"] for r in result["rows"])  # the CPU default
     values = [r["value"] for r in result["rows"] if r["value"] is not None]
     assert min(abs(v) for v in values) > 1e-3  # calibrated detectors: the compared values are not ~0
 

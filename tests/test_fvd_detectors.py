@@ -33,6 +33,9 @@ from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, build_styleg
 
 torch.set_num_threads(1)
 
+# bit-level comparisons: the references' layout (the default layout is checked in test_detector_layout.py)
+pytestmark = pytest.mark.usefixtures("reference_layout")
+
 
 def _jit_save(module, path) -> None:
     with warnings.catch_warnings():

@@ -161,10 +161,11 @@ class PytorchFidInception(ImageDetector):
     name: ClassVar[str] = "inception-pytorch-fid"
     weights: ClassVar[str | None] = "pytorch-fid-inception"
     feature_dim: ClassVar[int] = 2048
+    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
 
     def _build(self, path: Path | None) -> None:
         self.network = fid_inception_network(path)
-        self.model = pytorch_fid_inception(self.network).to(self.device)
+        self.model = self._place(pytorch_fid_inception(self.network))
 
     def _forward_frames(self, frames: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         x = uint8_frames_to_unit(frames).to(self.device)
@@ -194,9 +195,10 @@ class LegacyPytorchInception(ImageDetector):
     name: ClassVar[str] = "inception-legacy-pytorch"
     weights: ClassVar[str | None] = "pytorch-fid-inception"
     feature_dim: ClassVar[int] = 2048
+    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
 
     def _build(self, path: Path | None) -> None:
-        self.model = pytorch_fid_inception(fid_inception_network(path), resize_input=False).to(self.device)
+        self.model = self._place(pytorch_fid_inception(fid_inception_network(path), resize_input=False))
 
     def _forward_frames(self, frames: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).to(torch.float32).to(self.device)
@@ -226,6 +228,7 @@ class CleanFidInception(ImageDetector):
     name: ClassVar[str] = "inception-clean"
     weights: ClassVar[str | None] = "inception-torchscript"
     feature_dim: ClassVar[int] = 2048
+    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
 
     def _build(self, path: Path | None) -> None:
         if path is None:
@@ -237,7 +240,7 @@ class CleanFidInception(ImageDetector):
             if not hasattr(module, "layers"):
                 raise WeightsError(f"{path}: TorchScript Inception has no 'layers' submodule (clean-fid calls base.layers)")
             self.layers = module.layers
-        self.layers = self.layers.to(self.device)
+        self.layers = self._place(self.layers)
 
     def _forward_frames(self, frames: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         arrays = frames.numpy()

@@ -53,7 +53,7 @@ class VideoDetector(Detector):
         self.weights_path = path
         self.weights_digest = resolved.digest if path is not None else f"random-seed{RANDOM_WEIGHTS_SEED}"
         self.comparable = bool(resolved.comparable) and path is not None
-        self.model = self._load(path).to(self.device)
+        self.model = self._place(self._load(path))
 
     @abstractmethod
     def _load(self, path: str | None) -> Any:
