@@ -46,7 +46,7 @@ class Detector(ABC):
         self.weights_digest: str | None = None
         #: False when anything but the reference weights is in use
         self.comparable: bool = True
-        #: convolution weights kept channels-last (faster on the CPU, same features to ~1e-7 relative)
+        #: convolution weights kept channels-last (faster on the CPU; float32 rounding apart, the same features)
         self.channels_last: bool = self.conv_dims > 0 and uses_channels_last(self.device)
 
     def _place(self, module: Any) -> Any:

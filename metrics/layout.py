@@ -1,12 +1,14 @@
 """Memory layout of the convolutional detectors' weights.
 
 On the CPU, oneDNN runs convolutions with channels-last weights (NHWC / NDHWC) markedly faster than
-with the default contiguous ones: the pytorch-fid Inception about 1.5x, I3D about 1.15x on the 2-core
+with the default contiguous ones: I3D about 1.7x, the pytorch-fid Inception about 1.75x on the 2-core
 machine of ``benchmarks/README.md``. Converting the weights is enough: a convolution with
 channels-last weights returns a channels-last output, so the whole network follows, whatever layout
 the input has, and TorchScript reference files convert the same way. The arithmetic is the same;
-only the order of float32 additions inside a convolution changes, so features move by about 1e-7
-relative (``tests/test_detector_layout.py`` checks the bound against the contiguous network).
+only the order of float32 additions inside a convolution changes: features move by up to about 1e-5
+of their largest value and FVD/FID by about 1e-6 relative (``tests/test_detector_layout.py`` checks
+the features against the contiguous network, ``benchmarks/metrics_throughput.py`` the values against
+the references).
 
 ``EVALKIT_DETECTOR_LAYOUT`` chooses: ``auto`` (the default: channels-last on the CPU, contiguous on
 other devices, where it has not been measured), ``channels_last`` or ``contiguous`` (the
