@@ -34,7 +34,6 @@ minutes on 2 CPU cores); scale with ``--videos``, ``--frames``, ``--size``, ``--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import queue
@@ -226,29 +225,16 @@ def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: in
     return m, steps * x.shape[0]
 
 
-@contextlib.contextmanager
-def detector_layout(layout: str) -> Iterator[None]:
-    """Build detectors in ``layout`` (``EVALKIT_DETECTOR_LAYOUT``) inside the block."""
-    from evalkit.metrics.layout import LAYOUT_ENV
-
-    old = os.environ.get(LAYOUT_ENV)
-    os.environ[LAYOUT_ENV] = layout
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[LAYOUT_ENV]
-        else:
-            os.environ[LAYOUT_ENV] = old
-
-
 def build_both(name: str, device: str, **kwargs: Any) -> tuple[Any, Any]:
     """The detector in evalkit's default layout and in the references' (contiguous weights)."""
-    from evalkit.metrics.base import build_detector
+    from unittest import mock
 
-    with detector_layout("auto"):
+    from evalkit.metrics.base import build_detector
+    from evalkit.metrics.layout import LAYOUT_ENV
+
+    with mock.patch.dict(os.environ, {LAYOUT_ENV: "auto"}):
         fast = build_detector(name, device=device, **kwargs)
-    with detector_layout("contiguous"):
+    with mock.patch.dict(os.environ, {LAYOUT_ENV: "contiguous"}):
         plain = build_detector(name, device=device, **kwargs)
     return fast, plain
 
