@@ -12,13 +12,17 @@ Rows (videos/s for FVD, images/s for FID, wall time, peak memory):
 - ``fid-pytorch-fid``: ``evalkit score``'s reader + ``inception-pytorch-fid`` + ``fid:pytorch-fid`` vs
   pytorch-fid's ``calculate_fid_given_paths``, both on the same PNG files (pytorch-fid's only input form),
   with our random-weight network handed to it.
+- ``frechet-2048``: the one-off Fréchet step of FID at D = 2048 with more samples than dimensions:
+  ``fid:pytorch-fid``'s (eigenvalue route, ``evalkit.metrics.frechet``) against pytorch-fid's
+  ``calculate_frechet_distance`` (full ``scipy.linalg.sqrtm``) on the same moments.
 - ``*-bare``: the detector network's forward alone on already preprocessed input (the upper limit), in
-  the layout evalkit uses.
+  the form evalkit uses.
 
-Each evalkit row runs twice: with evalkit's default detector layout (``evalkit.metrics.layout``:
-channels-last convolution weights on the CPU) and with the references' contiguous weights. The
-contiguous run must give the reference's value to ``--rtol`` (the pipeline is exact); the default run
-to ``--layout-rtol`` (the same arithmetic, float32 additions in another order inside each convolution).
+Each evalkit row runs twice: with evalkit's default detector form (``evalkit.metrics.detector_form``:
+on the CPU channels-last convolution weights and BatchNorm folded into the convolutions) and in the
+reference form (the network exactly as the reference runs it). The reference-form run must give the
+reference's value to ``--rtol`` (the pipeline is exact); the default run to ``--form-rtol`` (the same
+arithmetic, float32 operations in another order and grouping).
 
 Random-weight detectors get BatchNorm statistics from one calibration pass (``calibrate_batchnorm``) so
 that their features, and the compared values, are not near-constant. Our pipeline streams: a producer
@@ -34,6 +38,7 @@ minutes on 2 CPU cores); scale with ``--videos``, ``--frames``, ``--size``, ``--
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import queue
@@ -226,21 +231,21 @@ def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: in
 
 
 def build_both(name: str, device: str, **kwargs: Any) -> tuple[Any, Any]:
-    """The detector in evalkit's default layout and in the references' (contiguous weights)."""
+    """The detector in evalkit's default form and in the reference form."""
     from unittest import mock
 
     from evalkit.metrics.base import build_detector
-    from evalkit.metrics.layout import LAYOUT_ENV
+    from evalkit.metrics.detector_form import FORM_ENV
 
-    with mock.patch.dict(os.environ, {LAYOUT_ENV: "auto"}):
+    with mock.patch.dict(os.environ, {FORM_ENV: "auto"}):
         fast = build_detector(name, device=device, **kwargs)
-    with mock.patch.dict(os.environ, {LAYOUT_ENV: "contiguous"}):
+    with mock.patch.dict(os.environ, {FORM_ENV: "reference"}):
         plain = build_detector(name, device=device, **kwargs)
     return fast, plain
 
 
-def layout_name(detector) -> str:
-    return "channels-last weights" if detector.channels_last else "contiguous weights"
+def form_name(detector) -> str:
+    return "fast form" if detector.fast_form else "reference form"
 
 
 def rel(a: float, b: float) -> float:
@@ -270,16 +275,16 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     det.batch_size = det_plain.batch_size = b
     with Measure() as m:
         fast, fast_f, _ = our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b))
-    rows.append(row("fvd-styleganv", f"evalkit ({layout_name(det)})", 2 * n, m, fast, "videos"))
+    rows.append(row("fvd-styleganv", f"evalkit ({form_name(det)})", 2 * n, m, fast, "videos"))
     with Measure() as m:
         ours, ours_f, _ = our_fvd("fvd:styleganv", det_plain, array_batches(real, b), array_batches(fake, b))
-    rows.append(row("fvd-styleganv", "evalkit (contiguous weights)", 2 * n, m, ours, "videos"))
+    rows.append(row("fvd-styleganv", "evalkit (reference form)", 2 * n, m, ours, "videos"))
     with Measure() as m:
         ref, ref_f = styleganv_reference(script, real, fake, b, args.device)
     rows.append(row("fvd-styleganv", "stylegan-v path", 2 * n, m, ref, "videos"))
     checks.append({"benchmark": "fvd-styleganv", "feature_max_abs_diff": float(np.abs(ours_f - ref_f).max()),
-                   "value_rel_diff": rel(ours, ref), "layout_rel_diff": rel(fast, ref),
-                   "layout_feature_max_rel_diff": float(np.abs(fast_f - ref_f).max() / np.abs(ref_f).max())})
+                   "value_rel_diff": rel(ours, ref), "form_rel_diff": rel(fast, ref),
+                   "form_feature_max_rel_diff": float(np.abs(fast_f - ref_f).max() / np.abs(ref_f).max())})
     x = torch.from_numpy(real[:b]).permute(0, 4, 1, 2, 3).contiguous().to(args.device)
     m, items = bare_forward(lambda v: det.model(v, rescale=True, resize=True, return_features=True), x, 2 * n)
     rows.append(row("fvd-styleganv", "bare forward (limit)", items, m, None, "videos"))
@@ -292,16 +297,16 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     det.batch_size = det_plain.batch_size = 16  # cd-fvd's batch: per-batch float64 sums add in the same order
     with Measure() as m:
         fast, _, _ = our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16))
-    rows.append(row("fvd-cd-fvd-i3d", f"evalkit ({layout_name(det)})", 2 * n, m, fast, "videos"))
+    rows.append(row("fvd-cd-fvd-i3d", f"evalkit ({form_name(det)})", 2 * n, m, fast, "videos"))
     with Measure() as m:
         ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det_plain, array_batches(real, 16), array_batches(fake, 16))
-    rows.append(row("fvd-cd-fvd-i3d", "evalkit (contiguous weights)", 2 * n, m, ours, "videos"))
+    rows.append(row("fvd-cd-fvd-i3d", "evalkit (reference form)", 2 * n, m, ours, "videos"))
     with Measure() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
         ref = float(ref_obj.compute_fvd(real, fake))
     rows.append(row("fvd-cd-fvd-i3d", "cd-fvd package", 2 * n, m, ref, "videos"))
-    checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref), "layout_rel_diff": rel(fast, ref),
+    checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref), "form_rel_diff": rel(fast, ref),
                    "feature_max_abs_diff": float(np.abs(ours_metric.real.sum - ref_obj.real_stats.raw_mean).max()
                                                  / max(1, n))})
     model = det.model
@@ -369,15 +374,15 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
 
     with Measure() as m:
         fast = ours(lambda src: extract(src, det, 16, workers=args.workers))
-    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, {layout_name(det)})",
+    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, {form_name(det)})",
                     2 * n, m, fast, "videos"))
     with Measure() as m:
         value = ours(lambda src: extract(src, det_plain, 16, workers=args.workers))
-    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, contiguous weights)",
+    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, reference form)",
                     2 * n, m, value, "videos"))
     with Measure() as m:
         seq_value = ours(lambda src: sequential_extract(src, det_plain, 16))
-    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead (contiguous weights)", 2 * n, m, seq_value,
+    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead (reference form)", 2 * n, m, seq_value,
                     "videos"))
 
     shimmed = not hasattr(Image, "ANTIALIAS")
@@ -398,7 +403,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
     rows.append(row("fvd-files-cd-fvd-i3d", f"cd-fvd image_folder ({args.ref_workers} workers)", 2 * n, m, ref,
                     "videos"))
     checks.append({"benchmark": "fvd-files-cd-fvd-i3d", "value_rel_diff": rel(value, ref),
-                   "layout_rel_diff": rel(fast, ref),
+                   "form_rel_diff": rel(fast, ref),
                    "no_read_ahead_rel_diff": rel(value, seq_value), "pillow_antialias_shim": shimmed,
                    "n_real": int(ref_obj.real_stats.num_items), "n_fake": int(ref_obj.fake_stats.num_items),
                    "counts_ok": int(ref_obj.real_stats.num_items) == int(ref_obj.fake_stats.num_items) == n})
@@ -417,12 +422,14 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
 
     from evalkit.commands.score import extract, open_source
     from evalkit.metrics.base import build_metric
+    from evalkit.metrics.detector_form import apply_form
 
     n, size = args.images, args.size
     det, det_plain = build_both("inception-pytorch-fid", args.device, allow_random_weights=True)
     calib = next(synth_batches(4 * args.calib_clips, 4 * args.calib_clips, 1, size, seed=1003))[:, 0].permute(0, 3, 1, 2).float() / 255
     calibrate_batchnorm(det_plain.model, calib.to(args.device))  # det_plain.network, handed to pytorch-fid, is inside
-    det.model.load_state_dict(det_plain.model.state_dict())  # the same numbers; copy_ keeps det's layout
+    # the calibrated network in evalkit's default form (its BatchNorm statistics fold into its kernels)
+    det.model = apply_form(copy.deepcopy(det_plain.model), det.conv_dims, det.fast_form)
     real = synth_all(n, 1, size, seed=3, batch=32)
     fake = synth_all(n, 1, size, seed=4, batch=32)
     dirs = []
@@ -446,21 +453,53 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
 
     with Measure() as m:
         fast = ours(det)
-    rows.append({**row("fid-pytorch-fid", f"evalkit (PNG files, {layout_name(det)})", 2 * n, m, fast, "images"),
+    rows.append({**row("fid-pytorch-fid", f"evalkit (PNG files, {form_name(det)})", 2 * n, m, fast, "images"),
                  "frechet_s": round(frechet_s[-1], 3)})
     with Measure() as m:
         value = ours(det_plain)
-    rows.append({**row("fid-pytorch-fid", "evalkit (PNG files, contiguous weights)", 2 * n, m, value, "images"),
+    rows.append({**row("fid-pytorch-fid", "evalkit (PNG files, reference form)", 2 * n, m, value, "images"),
                  "frechet_s": round(frechet_s[-1], 3)})
     with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det_plain.network):
         ref = float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
                                                         num_workers=0))
     rows.append(row("fid-pytorch-fid", "pytorch-fid (PNG files)", 2 * n, m, ref, "images"))
-    checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(value, ref), "layout_rel_diff": rel(fast, ref),
+    checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(value, ref), "form_rel_diff": rel(fast, ref),
                    "n_le_dim": n <= 2048})
     x = torch.rand(min(32, 2 * n), 3, size, size, device=args.device)
     m, items = bare_forward(det.model, x, 2 * n)
     rows.append(row("fid-pytorch-fid", "bare forward (limit)", items, m, None, "images"))
+
+
+def bench_frechet(args, rows: list, checks: list) -> None:
+    """FID's one-off Fréchet step at D = 2048 with N > D: evalkit's metric against pytorch-fid's function.
+
+    The moments come from rectified low-rank features (the shape of pooled CNN features); the extraction
+    rows above use fewer images than dimensions, where both sides take the full sqrtm.
+    """
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from evalkit.metrics.base import build_metric
+
+    rng = np.random.default_rng(2048)
+    d, n = 2048, args.frechet_samples
+    basis = rng.standard_normal((64, d))
+    sets = [np.maximum(rng.standard_normal((n, 64)) @ basis * 0.1 + rng.standard_normal((n, d)) * 0.3 + shift, 0)
+            for shift in (0.0, 0.05)]
+    metric = build_metric("fid:pytorch-fid")
+    for flag, feats in zip((True, False), sets):
+        metric.update(feats, real=flag)
+    with Measure() as m:
+        result = metric.compute()
+    rows.append({**row("frechet-2048", f"evalkit ({result.details['trace_route']})", 1, m, result.value, "values"),
+                 "n_per_set": n})
+    mu1, mu2 = metric.real.mean(), metric.fake.mean()
+    s1, s2 = metric.real.cov("N-1"), metric.fake.cov("N-1")
+    with Measure() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ref = float(calculate_frechet_distance(mu1, s1, mu2, s2))
+    rows.append({**row("frechet-2048", "pytorch-fid (sqrtm)", 1, m, ref, "values"), "n_per_set": n})
+    checks.append({"benchmark": "frechet-2048", "value_rel_diff": rel(result.value, ref),
+                   "trace_route": result.details["trace_route"]})
 
 
 def bench_memory(args, rows: list, tmp: Path) -> None:
@@ -497,8 +536,9 @@ def print_table(rows: list[dict], checks: list[dict]) -> None:
     cols = ["benchmark", "impl", "items", "seconds", "rate", "value", "py_peak_mb", "rss_growth_mb"]
     lines = [cols]
     for r in rows:
-        rate = r.get("videos_per_s", r.get("images_per_s"))
-        unit = "vid/s" if "videos_per_s" in r else "img/s"
+        unit_key = next(k for k in r if k.endswith("_per_s"))
+        rate = r[unit_key]
+        unit = {"videos_per_s": "vid/s", "images_per_s": "img/s"}.get(unit_key, unit_key.replace("_per_s", "/s"))
         name = r["benchmark"] + (f" N={r['n_per_set']}" if "n_per_set" in r else "")
         value = "" if r["value"] is None else f"{r['value']:.10g}"
         lines.append([name, r["impl"], str(r["items"]), f"{r['seconds']:.2f}", f"{rate:.2f} {unit}", value,
@@ -522,16 +562,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file-size", type=int, default=128, help="frame height = width of the frame-folder videos")
     p.add_argument("--calib-clips", type=int, default=8,
                    help="clips of the BatchNorm calibration pass of each random-weight I3D (4x as many images for Inception)")
+    p.add_argument("--frechet-samples", type=int, default=2500,
+                   help="features per set (> 2048) of the Fréchet-step row")
     p.add_argument("--workers", type=int, default=4, help="our decoding threads (evalkit score --workers)")
     p.add_argument("--ref-workers", type=int, default=4, help="cd-fvd DataLoader workers (its load_videos default)")
     p.add_argument("--mem-sizes", type=int, nargs="*", default=[2, 4], help="videos per set for the memory scan")
     p.add_argument("--mem-size", type=int, default=64, help="frame size in the memory scan")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-    p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fvd-files", "fid", "memory"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["fvd", "fvd-files", "fid", "frechet", "memory"])
     p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of the value checks")
-    p.add_argument("--layout-rtol", type=float, default=1e-5,
-                   help="relative tolerance of values from channels-last weights (float32 rounding of the features)")
+    p.add_argument("--form-rtol", type=float, default=1e-5,
+                   help="relative tolerance of values from the fast detector form (float32 rounding of the features)")
     p.add_argument("--out", type=Path, default=None, help="write rows and checks as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -547,12 +589,14 @@ def main(argv: list[str] | None = None) -> int:
             bench_fvd_files(args, rows, checks, tmp)
         if "fid" not in args.skip:
             bench_fid(args, rows, checks, tmp)
+        if "frechet" not in args.skip:
+            bench_frechet(args, rows, checks)
         if "memory" not in args.skip:
             bench_memory(args, rows, tmp)
     for c in checks:
         c["ok"] = (c["value_rel_diff"] <= args.rtol and c.get("feature_max_abs_diff", 0.0) <= 1e-5
-                   and c.get("layout_rel_diff", 0.0) <= args.layout_rtol
-                   and c.get("layout_feature_max_rel_diff", 0.0) <= args.layout_rtol
+                   and c.get("form_rel_diff", 0.0) <= args.form_rtol
+                   and c.get("form_feature_max_rel_diff", 0.0) <= args.form_rtol
                    and c.get("no_read_ahead_rel_diff", 0.0) <= args.rtol
                    and c.get("counts_ok", True))
     print_table(rows, checks)

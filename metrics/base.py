@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from evalkit.metrics.layout import apply_layout, uses_channels_last
+from evalkit.metrics.detector_form import apply_form, uses_fast_form
 from evalkit.registry import DETECTORS, METRICS
 
 
@@ -36,7 +36,7 @@ class Detector(ABC):
     weights: ClassVar[str | None] = None
     min_frames: ClassVar[int] = 1
     needs_prompts: ClassVar[bool] = False
-    #: 2 or 3 for convolutional networks whose weights may go channels-last (``metrics.layout``), else 0
+    #: 2 or 3 for convolutional networks that have a fast form on the CPU (``metrics.detector_form``), else 0
     conv_dims: ClassVar[int] = 0
 
     def __init__(self, device: str | torch.device = "cpu", allow_random_weights: bool = False):
@@ -46,12 +46,12 @@ class Detector(ABC):
         self.weights_digest: str | None = None
         #: False when anything but the reference weights is in use
         self.comparable: bool = True
-        #: convolution weights kept channels-last (faster on the CPU; float32 rounding apart, the same features)
-        self.channels_last: bool = self.conv_dims > 0 and uses_channels_last(self.device)
+        #: runs in the fast form (channels-last kernels, BatchNorm folded; float32 rounding apart, the same features)
+        self.fast_form: bool = self.conv_dims > 0 and uses_fast_form(self.device)
 
     def _place(self, module: Any) -> Any:
-        """``module`` on the detector's device, in the detector's memory layout."""
-        return apply_layout(module.to(self.device), self.conv_dims, self.channels_last)
+        """``module`` on the detector's device, in the detector's form (``metrics.detector_form``)."""
+        return apply_form(module.to(self.device), self.conv_dims, self.fast_form)
 
     @abstractmethod
     def __call__(self, videos: torch.Tensor, prompts: list[str] | None = None) -> torch.Tensor:

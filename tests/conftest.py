@@ -15,10 +15,10 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture()
-def reference_layout(monkeypatch):
-    """Detectors built in the test keep the references' contiguous weights, for bit-level comparisons.
+def reference_form(monkeypatch):
+    """Detectors built in the test run the reference network as loaded, for bit-level comparisons.
 
-    The default on the CPU is channels-last weights (``evalkit.metrics.layout``): the same values to
-    float32 rounding, which ``tests/test_detector_layout.py`` checks against this layout.
+    The default on the CPU is the fast form (``evalkit.metrics.detector_form``): the same values to
+    float32 rounding, which ``tests/test_detector_form.py`` checks against the reference form.
     """
-    monkeypatch.setenv("EVALKIT_DETECTOR_LAYOUT", "contiguous")
+    monkeypatch.setenv("EVALKIT_DETECTOR_FORM", "reference")

@@ -27,13 +27,17 @@ def test_metrics_throughput_values_match_the_references(bench_path, tmp_path):
     code = metrics_throughput.main(["--videos", "3", "--batch", "2", "--frames", "10", "--size", "32",
                                     "--images", "8", "--file-videos", "2", "--file-size", "32", "--mem-sizes", "2",
                                     "--calib-clips", "2", "--threads", "1", "--ref-workers", "0", "--skip", "memory",
+                                    "--frechet-samples", "2100",
                                     "--out", str(out)])
     result = json.loads(out.read_text())
     assert code == 0, result["checks"]
-    assert {c["benchmark"] for c in result["checks"]} == {"fvd-styleganv", "fvd-cd-fvd-i3d", "fvd-files-cd-fvd-i3d",
-                                                          "fid-pytorch-fid"}
-    assert all("layout_rel_diff" in c for c in result["checks"])  # both detector layouts were compared
-    assert any("channels-last weights" in r["impl"] for r in result["rows"])  # the CPU default
+    extraction = {"fvd-styleganv", "fvd-cd-fvd-i3d", "fvd-files-cd-fvd-i3d", "fid-pytorch-fid"}
+    assert {c["benchmark"] for c in result["checks"]} == extraction | {"frechet-2048"}
+    # both detector forms were compared against the reference
+    assert all("form_rel_diff" in c for c in result["checks"] if c["benchmark"] in extraction)
+    assert any("fast form" in r["impl"] for r in result["rows"])  # the CPU default
+    frechet = next(c for c in result["checks"] if c["benchmark"] == "frechet-2048")
+    assert frechet["trace_route"] == "eigenvalues" and frechet["value_rel_diff"] <= 1e-6
     values = [r["value"] for r in result["rows"] if r["value"] is not None]
     assert min(abs(v) for v in values) > 1e-3  # calibrated detectors: the compared values are not ~0
 

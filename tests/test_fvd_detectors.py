@@ -33,8 +33,8 @@ from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, build_styleg
 
 torch.set_num_threads(1)
 
-# bit-level comparisons: the references' layout (the default layout is checked in test_detector_layout.py)
-pytestmark = pytest.mark.usefixtures("reference_layout")
+# bit-level comparisons: the reference form (the default fast form is checked in test_detector_form.py)
+pytestmark = pytest.mark.usefixtures("reference_form")
 
 
 def _jit_save(module, path) -> None:

@@ -31,17 +31,54 @@ def _eigen_reference(mu1, s1, mu2, s2):
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(np.clip(inner, 0, None))))
 
 
-def test_matches_pytorch_fid_function():
+def _pytorch_fid(mu1, s1, mu2, s2) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pytorch-fid passes sqrtm(disp=False)
+        return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+
+def test_matches_pytorch_fid_function_by_both_routes():
     a, b = _sets()
     mu1, s1 = _moments(a)
     mu2, s2 = _moments(b)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # pytorch-fid passes sqrtm(disp=False)
-        expected = calculate_frechet_distance(mu1, s1, mu2, s2)
-    got = frechet_distance(mu1, s1, mu2, s2, "scipy-pytorch-fid")
-    assert got.value == pytest.approx(expected, rel=1e-6)
-    assert got.method == "scipy-pytorch-fid" and not got.retried
-    assert got.sqrtm_residual is not None and got.sqrtm_residual < 1e-8
+    expected = _pytorch_fid(mu1, s1, mu2, s2)
+    fast = frechet_distance(mu1, s1, mu2, s2, "scipy-pytorch-fid", n1=len(a), n2=len(b))
+    assert fast.trace_route == "eigenvalues" and fast.sqrtm_residual is None
+    assert fast.details()["trace_route"] == "eigenvalues"
+    assert fast.value == pytest.approx(expected, rel=1e-12)
+    full = frechet_distance(mu1, s1, mu2, s2, "scipy-pytorch-fid", trace="sqrtm")
+    assert full.trace_route == "sqrtm" and full.value == expected  # the same expression, bit for bit
+    assert full.method == "scipy-pytorch-fid" and not full.retried
+    assert full.sqrtm_residual is not None and full.sqrtm_residual < 1e-8
+    with pytest.raises(InputError, match="trace='eig'"):
+        frechet_distance(mu1, s1, mu2, s2, trace="eig")
+
+
+def test_eigenvalue_route_at_inception_size_and_fallbacks():
+    """D = 256 features from a rectified low-rank mixture (like pooled CNN features): the eigenvalue
+    route matches pytorch-fid when N > D; with N <= D, or an explicitly singular product, the reference
+    sqrtm runs and gives pytorch-fid's own number."""
+    rng = np.random.default_rng(11)
+    d = 256
+    basis = rng.normal(size=(32, d))
+
+    def features(n, shift):
+        return np.maximum(rng.normal(size=(n, 32)) @ basis * 0.1 + rng.normal(size=(n, d)) * 0.3 + shift, 0)
+
+    for n, route in ((600, "eigenvalues"), (200, "sqrtm")):
+        a, b = features(n, 0.0), features(n + 13, 0.05)
+        mu1, s1 = _moments(a)
+        mu2, s2 = _moments(b)
+        expected = _pytorch_fid(mu1, s1, mu2, s2)
+        got = frechet_distance(mu1, s1, mu2, s2, "scipy-pytorch-fid", n1=len(a), n2=len(b))
+        assert got.trace_route == route
+        if route == "sqrtm":
+            assert got.value == expected
+        else:
+            assert got.value == pytest.approx(expected, rel=1e-10)
+    # without counts the eigenvalues themselves reveal the singular product (rank <= 200 < 256)
+    singular = frechet_distance(mu1, s1, mu2, s2, "scipy-pytorch-fid")
+    assert singular.trace_route == "sqrtm" and singular.value == expected
 
 
 @pytest.mark.parametrize("method", SQRT_METHODS)

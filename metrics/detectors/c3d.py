@@ -171,7 +171,7 @@ class C3DUCF101(VideoDetector):
     exact_frames: ClassVar[int | None] = FRAMES
     batch_size: ClassVar[int] = 16
     frames_reason: ClassVar[str] = "the C3D mean bias is 3x16x112x112, so clips are exactly 16 frames"
-    conv_dims: ClassVar[int] = 3  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 3  # convolutional: a fast form on the CPU
 
     def _load(self, path: str | None) -> torch.jit.ScriptModule:
         if path is None:

@@ -10,7 +10,11 @@ What matters for identical numbers:
 - TF 'SAME' padding is emulated by an explicit zero ``F.pad`` before every convolution and max-pool
   (total padding ``max(k - s, 0)`` when the size is divisible by the stride, ``max(k - size % s, 0)``
   otherwise; the smaller half goes first). Zero padding before a max-pool equals TF's "ignore padding"
-  because every pooled tensor follows a ReLU.
+  because every pooled tensor follows a ReLU. A 1x1x1 convolution needs no padding, so none is made.
+- The fast form (``evalkit.metrics.detector_form.pad_inside``) moves the symmetric 'SAME' padding of
+  stride-1 layers into the convolution and the max-pool themselves, saving a padded copy per layer:
+  the same sums, possibly in another order inside the convolution; the max-pool's own (-inf) padding
+  equals zero padding on the non-negative (post-ReLU) input.
 - BatchNorm3d with eps 1e-5 (as in ``pytorch_i3d.py``; Sonnet's TF default would be 1e-3).
 - The head: AvgPool3d kernel (2, 7, 7) stride 1, dropout (inactive in eval), a 1x1x1 conv with bias
   to 400 logits, spatial squeeze, then the **mean over the remaining time steps**.
@@ -38,6 +42,23 @@ def _same_pad(size: int, kernel: int, stride: int) -> int:
     return max(kernel - size % stride, 0)
 
 
+def _any_padding(pads: list[int]) -> bool:
+    for p in pads:
+        if p > 0:
+            return True
+    return False
+
+
+def symmetric_same_padding(kernel: list[int], stride: list[int]) -> list[int] | None:
+    """(t, h, w) padding equal to TF 'SAME' at any input size, or None when 'SAME' can be asymmetric.
+
+    With stride 1 'SAME' pads k - 1 in total, split evenly when k is odd.
+    """
+    if any(s != 1 for s in stride) or any(k % 2 == 0 for k in kernel):
+        return None
+    return [k // 2 for k in kernel]
+
+
 def _same_padding(x: torch.Tensor, kernel: list[int], stride: list[int]) -> list[int]:
     """F.pad argument (w_front, w_back, h_front, h_back, t_front, t_back) for TF 'SAME'."""
     pad_t = _same_pad(x.shape[2], kernel[0], stride[0])
@@ -53,9 +74,16 @@ class MaxPool3dSame(nn.Module):
         super().__init__()
         self.kernel = list(kernel)
         self.stride = list(stride)
+        #: True once the pool pads by itself with ``pool_padding`` (fast form, stride 1 only)
+        self.padded_pool = False
+        self.pool_padding = [0, 0, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, _same_padding(x, self.kernel, self.stride))
+        if self.padded_pool:
+            return F.max_pool3d(x, self.kernel, self.stride, self.pool_padding)
+        pads = _same_padding(x, self.kernel, self.stride)
+        if _any_padding(pads):
+            x = F.pad(x, pads)
         return F.max_pool3d(x, self.kernel, self.stride)
 
 
@@ -80,9 +108,14 @@ class Unit3D(nn.Module):
         self.conv3d = nn.Conv3d(in_channels, out_channels, kernel, stride=stride, padding=0, bias=use_bias)
         # Always present so TorchScript sees one type; only registered as a parameter holder when used.
         self.bn = nn.BatchNorm3d(out_channels, eps=1e-5, momentum=0.001) if use_batch_norm else nn.Identity()
+        #: True once the convolution pads by itself (fast form, stride 1 only)
+        self.padded_conv = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, _same_padding(x, self.kernel, self.stride))
+        if not self.padded_conv:
+            pads = _same_padding(x, self.kernel, self.stride)
+            if _any_padding(pads):
+                x = F.pad(x, pads)
         x = self.conv3d(x)
         x = self.bn(x)
         if self.use_relu:

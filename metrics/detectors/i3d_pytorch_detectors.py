@@ -93,7 +93,7 @@ class _PytorchI3DDetector(VideoDetector):
     frames_reason: ClassVar[str] = (
         "I3D halves time three times and its final (2, 7, 7) average pool needs 2 steps, so T >= 9"
     )
-    conv_dims: ClassVar[int] = 3  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 3  # convolutional: a fast form on the CPU
 
     def _load(self, path: str | None) -> InceptionI3d:
         state = None if path is None else load_i3d_state_dict(path)

@@ -90,7 +90,7 @@ class I3DTorchScript(VideoDetector):
     frames_reason: ClassVar[str] = (
         "I3D halves time three times and its final (2, 7, 7) average pool needs 2 steps, so T >= 9"
     )
-    conv_dims: ClassVar[int] = 3  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 3  # convolutional: a fast form on the CPU
 
     def _load(self, path: str | None) -> torch.jit.ScriptModule:
         if path is None:

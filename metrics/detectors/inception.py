@@ -161,7 +161,7 @@ class PytorchFidInception(ImageDetector):
     name: ClassVar[str] = "inception-pytorch-fid"
     weights: ClassVar[str | None] = "pytorch-fid-inception"
     feature_dim: ClassVar[int] = 2048
-    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 2  # convolutional: a fast form on the CPU
 
     def _build(self, path: Path | None) -> None:
         self.network = fid_inception_network(path)
@@ -195,7 +195,7 @@ class LegacyPytorchInception(ImageDetector):
     name: ClassVar[str] = "inception-legacy-pytorch"
     weights: ClassVar[str | None] = "pytorch-fid-inception"
     feature_dim: ClassVar[int] = 2048
-    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 2  # convolutional: a fast form on the CPU
 
     def _build(self, path: Path | None) -> None:
         self.model = self._place(pytorch_fid_inception(fid_inception_network(path), resize_input=False))
@@ -228,7 +228,7 @@ class CleanFidInception(ImageDetector):
     name: ClassVar[str] = "inception-clean"
     weights: ClassVar[str | None] = "inception-torchscript"
     feature_dim: ClassVar[int] = 2048
-    conv_dims: ClassVar[int] = 2  # convolutional: weights channels-last on the CPU
+    conv_dims: ClassVar[int] = 2  # convolutional: a fast form on the CPU
 
     def _build(self, path: Path | None) -> None:
         if path is None:

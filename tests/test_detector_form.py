@@ -1,4 +1,5 @@
-"""Channels-last detector weights (``evalkit.metrics.layout``) give the contiguous network's features."""
+"""The fast detector form (``evalkit.metrics.detector_form``: channels-last kernels, BatchNorm folded)
+gives the reference network's features."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch
 from evalkit import weights
 from evalkit.errors import ConfigError
 from evalkit.metrics.base import build_detector
+from evalkit.metrics.detector_form import FORM_ENV, fold_batchnorm, pad_inside, requested_form, uses_fast_form
 from evalkit.metrics.detectors.i3d_pytorch import build_i3d
 from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
 from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, script_module
-from evalkit.metrics.layout import LAYOUT_ENV, requested_layout, uses_channels_last
 
 CONV_DETECTORS = ["inception-pytorch-fid", "inception-legacy-pytorch", "inception-clean", "i3d-torchscript",
                   "i3d-cd-fvd", "c3d-ucf101"]
@@ -39,7 +40,7 @@ def i3d_files(tmp_path_factory) -> dict[str, str]:
     """One random-weight I3D as cd-fvd's state dict and as StyleGAN-V's TorchScript, BatchNorm calibrated.
 
     With fresh running statistics a random I3D's logits differ between inputs by about 4e-7, below the
-    comparison's tolerance, so a broken layout could pass; one training-mode pass sets the statistics.
+    comparison's tolerance, so a broken fast form could pass; one training-mode pass sets the statistics.
     """
     net = build_i3d(None, seed=0)
     for module in net.modules():
@@ -60,41 +61,75 @@ def i3d_files(tmp_path_factory) -> dict[str, str]:
             "i3d-torchscript": str(folder / "i3d_torchscript.pt")}
 
 
-def test_layout_setting(monkeypatch):
-    monkeypatch.delenv(LAYOUT_ENV, raising=False)
-    assert requested_layout() == "auto"
-    assert uses_channels_last(torch.device("cpu"))
-    assert not uses_channels_last(torch.device("cuda"))  # unmeasured there: the references' layout
-    assert uses_channels_last(torch.device("cuda"), "channels_last")
-    assert not uses_channels_last(torch.device("cpu"), "contiguous")
-    monkeypatch.setenv(LAYOUT_ENV, "NHWC")
-    with pytest.raises(ConfigError, match="EVALKIT_DETECTOR_LAYOUT='nhwc'.*auto, channels_last, contiguous"):
-        requested_layout()
+def test_form_setting(monkeypatch):
+    monkeypatch.delenv(FORM_ENV, raising=False)
+    assert requested_form() == "auto"
+    assert uses_fast_form(torch.device("cpu"))
+    assert not uses_fast_form(torch.device("cuda"))  # unmeasured there: the reference form
+    assert uses_fast_form(torch.device("cuda"), "fast")
+    assert not uses_fast_form(torch.device("cpu"), "reference")
+    monkeypatch.setenv(FORM_ENV, "NHWC")
+    with pytest.raises(ConfigError, match="EVALKIT_DETECTOR_FORM='nhwc'.*auto, fast, reference"):
+        requested_form()
+
+
+def batchnorms(detector) -> int:
+    modules = [getattr(detector, name) for name in ("model", "layers") if hasattr(detector, name)]
+    return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for root in modules for m in root.modules())
+
+
+def test_fold_batchnorm_leaves_training_and_scripted_modules_alone():
+    net = build_i3d(None, seed=0).train()
+    assert fold_batchnorm(net) == 0  # training mode: the statistics still move
+    scripted = script_module(StyleGANVI3D(net.eval()))
+    assert fold_batchnorm(scripted) == 0
+    assert fold_batchnorm(net) == 57 and not any(isinstance(m, torch.nn.BatchNorm3d) for m in net.modules())
+
+
+def test_pad_inside_moves_only_stride_1_padding_and_keeps_the_output():
+    net = build_i3d(None, seed=0).eval()
+    x = torch.randn(1, 3, 10, 64, 64)
+    with torch.no_grad():
+        ref = net.features(x)
+        # the 3x3x3 convolutions (Conv3d_2c and two per Inception module) and the 9 branch max-pools
+        assert pad_inside(net) == 1 + 2 * 9 + 9
+        assert net.Conv3d_1a_7x7.conv3d.padding == (0, 0, 0) and not net.Conv3d_1a_7x7.padded_conv  # stride 2
+        assert net.Mixed_3b.b1b.conv3d.padding == (1, 1, 1) and net.Mixed_3b.b3a.pool_padding == [1, 1, 1]
+        assert not net.MaxPool3d_4a_3x3.padded_pool  # stride 2: 'SAME' may be asymmetric
+        got = net.features(x)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
+    assert pad_inside(script_module(StyleGANVI3D(build_i3d(None, seed=0).eval()))) == 0
 
 
 @pytest.mark.parametrize("name", CONV_DETECTORS)
-def test_channels_last_features_match_contiguous(name, monkeypatch, i3d_files):
+def test_fast_form_features_match_reference_form(name, monkeypatch, i3d_files):
     clips = videos()
     built = {}
     if name.startswith("inception"):
         clips = clips[:, :4]  # frame-wise networks: 8 frames are enough
-    for layout in ("contiguous", "channels_last"):
-        monkeypatch.setenv(LAYOUT_ENV, layout)
+    for form in ("reference", "fast"):
+        monkeypatch.setenv(FORM_ENV, form)
         with weights.overrides(i3d_files):  # Inception and C3D: seeded random weights
             det = build_detector(name, allow_random_weights=True)
         fmt = torch.channels_last if det.conv_dims == 2 else torch.channels_last_3d
         kernels = conv_weights(det)
         assert kernels, f"{name}: no convolution weights found"
-        assert det.channels_last == (layout == "channels_last")
-        if layout == "channels_last":
+        assert det.fast_form == (form == "fast")
+        if form == "fast":
             assert all(w.is_contiguous(memory_format=fmt) for w in kernels), f"{name}: weights not channels-last"
         else:  # 1x1 kernels are both; the others tell the layouts apart
             assert all(w.is_contiguous() for w in kernels)
             assert not all(w.is_contiguous(memory_format=fmt) for w in kernels)
-        built[layout] = det(clips).double()
-    ref, fast = built["contiguous"], built["channels_last"]
+        built[form] = (det(clips).double(), batchnorms(det))
+    (ref, ref_bn), (fast, fast_bn) = built["reference"], built["fast"]
+    # networks built here as modules (the random Inception stand-ins too) fold every BatchNorm; TorchScript
+    # files and C3D (no BatchNorm) keep what they have
+    if name in ("inception-pytorch-fid", "inception-legacy-pytorch", "inception-clean", "i3d-cd-fvd"):
+        assert ref_bn > 50 and fast_bn == 0
+    else:
+        assert fast_bn == ref_bn
     atol = 1e-5 * float(ref.abs().max())
     spread = float((ref - ref.mean(0)).abs().max())
     assert spread > 100 * atol, f"{name}: features differ between inputs by {spread:.3g} only; the check would be vacuous"
-    # the same arithmetic in another summation order: float32 rounding only
+    # the same arithmetic in another order and grouping: float32 rounding only
     assert torch.allclose(fast, ref, rtol=1e-4, atol=atol), f"{name}: max difference {float((fast - ref).abs().max()):.3g}"
