@@ -24,6 +24,9 @@ reference form (the network exactly as the reference runs it). The reference-for
 reference's value to ``--rtol`` (the pipeline is exact); the default run to ``--form-rtol`` (the same
 arithmetic, float32 operations in another order and grouping).
 
+Within each benchmark the implementations run in turn, ``--repeats`` times (A B C D, A B C D, ...), and
+each row is that implementation's median run: the drift of a shared machine then falls on all of them.
+
 Random-weight detectors get BatchNorm statistics from one calibration pass (``calibrate_batchnorm``) so
 that their features, and the compared values, are not near-constant. Our pipeline streams: a producer
 thread hands over (from memory, or decodes from disk) the next batch while the detector runs, features
@@ -32,7 +35,7 @@ compared too). Peak memory: tracemalloc (Python/NumPy allocations) and the growt
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/metrics_throughput.py --out bench.json`` (defaults take a couple of
 minutes on 2 CPU cores); scale with ``--videos``, ``--frames``, ``--size``, ``--images``, ``--mem-sizes``,
-``--device cuda``.
+``--repeats``, ``--device cuda``.
 """
 
 from __future__ import annotations
@@ -175,6 +178,21 @@ class Measure:
         self.rss_growth_mb = self.rss_peak - self.rss0
 
 
+def alternate(impls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[Measure, Any]]:
+    """Run the implementations in turn (A B C, A B C, ...) ``repeats`` times; for each, the run of median time.
+
+    Alternating spreads the drift of a shared machine over every implementation instead of charging it to
+    whichever ran during a slow minute. Returns (measure, result) of each implementation's median run.
+    """
+    runs: dict[str, list[tuple[Measure, Any]]] = {name: [] for name in impls}
+    for _ in range(max(1, repeats)):
+        for name, fn in impls.items():
+            with Measure() as m:
+                out = fn()
+            runs[name].append((m, out))
+    return {name: sorted(r, key=lambda mo: mo[0].seconds)[len(r) // 2] for name, r in runs.items()}
+
+
 def row(name: str, impl: str, items: int, m: Measure, value: float | None, unit: str) -> dict[str, Any]:
     return {"benchmark": name, "impl": impl, "items": items, "seconds": round(m.seconds, 3),
             f"{unit}_per_s": round(items / m.seconds, 3), "value": value,
@@ -221,13 +239,13 @@ def styleganv_reference(script, real: np.ndarray, fake: np.ndarray, batch: int, 
     return float(np.real(m + np.trace(sigma_gen + sigma_real - s * 2))), first
 
 
-def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: int) -> tuple[Measure, int]:
-    """Forward passes on one preprocessed batch until ``n_items`` items were processed; (time, items)."""
+def bare_forward(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, n_items: int) -> int:
+    """Forward passes on one preprocessed batch until ``n_items`` items were processed; returns the items."""
     steps = -(-n_items // x.shape[0])
-    with Measure() as m, torch.no_grad():
+    with torch.no_grad():
         for _ in range(steps):
             fn(x)
-    return m, steps * x.shape[0]
+    return steps * x.shape[0]
 
 
 def build_both(name: str, device: str, **kwargs: Any) -> tuple[Any, Any]:
@@ -273,21 +291,27 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     with weights.overrides({"i3d-torchscript": ts_path}):
         det, det_plain = build_both("i3d-torchscript", args.device)
     det.batch_size = det_plain.batch_size = b
-    with Measure() as m:
-        fast, fast_f, _ = our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b))
-    rows.append(row("fvd-styleganv", f"evalkit ({form_name(det)})", 2 * n, m, fast, "videos"))
-    with Measure() as m:
-        ours, ours_f, _ = our_fvd("fvd:styleganv", det_plain, array_batches(real, b), array_batches(fake, b))
+    x = torch.from_numpy(real[:b]).permute(0, 4, 1, 2, 3).contiguous().to(args.device)
+    fast_name = f"evalkit ({form_name(det)})"
+    res = alternate({
+        fast_name: lambda: our_fvd("fvd:styleganv", det, array_batches(real, b), array_batches(fake, b)),
+        "evalkit (reference form)": lambda: our_fvd("fvd:styleganv", det_plain, array_batches(real, b),
+                                                    array_batches(fake, b)),
+        "stylegan-v path": lambda: styleganv_reference(script, real, fake, b, args.device),
+        "bare forward (limit)": lambda: bare_forward(
+            lambda v: det.model(v, rescale=True, resize=True, return_features=True), x, 2 * n),
+    }, args.repeats)
+    (m, (fast, fast_f, _)) = res[fast_name]
+    rows.append(row("fvd-styleganv", fast_name, 2 * n, m, fast, "videos"))
+    (m, (ours, ours_f, _)) = res["evalkit (reference form)"]
     rows.append(row("fvd-styleganv", "evalkit (reference form)", 2 * n, m, ours, "videos"))
-    with Measure() as m:
-        ref, ref_f = styleganv_reference(script, real, fake, b, args.device)
+    (m, (ref, ref_f)) = res["stylegan-v path"]
     rows.append(row("fvd-styleganv", "stylegan-v path", 2 * n, m, ref, "videos"))
+    m, items = res["bare forward (limit)"]
+    rows.append(row("fvd-styleganv", "bare forward (limit)", items, m, None, "videos"))
     checks.append({"benchmark": "fvd-styleganv", "feature_max_abs_diff": float(np.abs(ours_f - ref_f).max()),
                    "value_rel_diff": rel(ours, ref), "form_rel_diff": rel(fast, ref),
                    "form_feature_max_rel_diff": float(np.abs(fast_f - ref_f).max() / np.abs(ref_f).max())})
-    x = torch.from_numpy(real[:b]).permute(0, 4, 1, 2, 3).contiguous().to(args.device)
-    m, items = bare_forward(lambda v: det.model(v, rescale=True, resize=True, return_features=True), x, 2 * n)
-    rows.append(row("fvd-styleganv", "bare forward (limit)", items, m, None, "videos"))
 
     # ---- cd-fvd I3D path
     i3d_path = tmp / "i3d_pretrained_400.pt"
@@ -295,24 +319,33 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det, det_plain = build_both("i3d-cd-fvd", args.device)
     det.batch_size = det_plain.batch_size = 16  # cd-fvd's batch: per-batch float64 sums add in the same order
-    with Measure() as m:
-        fast, _, _ = our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16))
-    rows.append(row("fvd-cd-fvd-i3d", f"evalkit ({form_name(det)})", 2 * n, m, fast, "videos"))
-    with Measure() as m:
-        ours, _, ours_metric = our_fvd("fvd:cd-fvd-i3d", det_plain, array_batches(real, 16), array_batches(fake, 16))
+    xb = preprocess_tats(torch.from_numpy(real[:16]).to(args.device))
+
+    def cd_fvd_package() -> tuple[float, Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
+            return float(ref_obj.compute_fvd(real, fake)), ref_obj
+
+    fast_name = f"evalkit ({form_name(det)})"
+    res = alternate({
+        fast_name: lambda: our_fvd("fvd:cd-fvd-i3d", det, array_batches(real, 16), array_batches(fake, 16)),
+        "evalkit (reference form)": lambda: our_fvd("fvd:cd-fvd-i3d", det_plain, array_batches(real, 16),
+                                                    array_batches(fake, 16)),
+        "cd-fvd package": cd_fvd_package,
+        "bare forward (limit)": lambda: bare_forward(det.model, xb, 2 * n),
+    }, args.repeats)
+    (m, (fast, _, _)) = res[fast_name]
+    rows.append(row("fvd-cd-fvd-i3d", fast_name, 2 * n, m, fast, "videos"))
+    (m, (ours, _, ours_metric)) = res["evalkit (reference form)"]
     rows.append(row("fvd-cd-fvd-i3d", "evalkit (reference form)", 2 * n, m, ours, "videos"))
-    with Measure() as m, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
-        ref = float(ref_obj.compute_fvd(real, fake))
+    (m, (ref, ref_obj)) = res["cd-fvd package"]
     rows.append(row("fvd-cd-fvd-i3d", "cd-fvd package", 2 * n, m, ref, "videos"))
+    m, items = res["bare forward (limit)"]
+    rows.append(row("fvd-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
     checks.append({"benchmark": "fvd-cd-fvd-i3d", "value_rel_diff": rel(ours, ref), "form_rel_diff": rel(fast, ref),
                    "feature_max_abs_diff": float(np.abs(ours_metric.real.sum - ref_obj.real_stats.raw_mean).max()
                                                  / max(1, n))})
-    model = det.model
-    xb = preprocess_tats(torch.from_numpy(real[:16]).to(args.device))
-    m, items = bare_forward(model, xb, 2 * n)
-    rows.append(row("fvd-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
 
 
 def write_frame_folders(root: Path, n: int, frames: int, size: int, seed: int) -> None:
@@ -372,45 +405,52 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
             metric.update(read(sources[name]), real=name == "real")
         return metric.compute().value
 
-    with Measure() as m:
-        fast = ours(lambda src: extract(src, det, 16, workers=args.workers))
-    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, {form_name(det)})",
-                    2 * n, m, fast, "videos"))
-    with Measure() as m:
-        value = ours(lambda src: extract(src, det_plain, 16, workers=args.workers))
-    rows.append(row("fvd-files-cd-fvd-i3d", f"evalkit (read-ahead, {args.workers} threads, reference form)",
-                    2 * n, m, value, "videos"))
-    with Measure() as m:
-        seq_value = ours(lambda src: sequential_extract(src, det_plain, 16))
-    rows.append(row("fvd-files-cd-fvd-i3d", "evalkit, no read-ahead (reference form)", 2 * n, m, seq_value,
-                    "videos"))
-
-    shimmed = not hasattr(Image, "ANTIALIAS")
-    if shimmed:
-        Image.ANTIALIAS = Image.LANCZOS
-    try:
-        with Measure() as m, warnings.catch_warnings():
+    def cd_fvd_image_folder() -> tuple[float, Any]:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref_obj = CdFvd(model="i3d", ckpt_path=str(i3d_path), device=args.device, n_real="full", n_fake="full")
             for name, compute in (("real", ref_obj.compute_real_stats), ("fake", ref_obj.compute_fake_stats)):
                 loader = ref_obj.load_videos(str(dirs[name]), resolution=size, sequence_length=-1,
                                              data_type="image_folder", num_workers=args.ref_workers, batch_size=16)
                 compute(loader)
-            ref = float(ref_obj.compute_fvd_from_stats())
+            return float(ref_obj.compute_fvd_from_stats()), ref_obj
+
+    clip = np.stack([sources["real"].read(i) for i in range(min(16, n))])
+    xb = preprocess_tats(torch.from_numpy(clip).to(args.device))
+    names = {"fast": f"evalkit (read-ahead, {args.workers} threads, {form_name(det)})",
+             "plain": f"evalkit (read-ahead, {args.workers} threads, reference form)",
+             "seq": "evalkit, no read-ahead (reference form)",
+             "ref": f"cd-fvd image_folder ({args.ref_workers} workers)",
+             "bare": "bare forward (limit)"}
+    shimmed = not hasattr(Image, "ANTIALIAS")
+    if shimmed:
+        Image.ANTIALIAS = Image.LANCZOS
+    try:
+        res = alternate({
+            names["fast"]: lambda: ours(lambda src: extract(src, det, 16, workers=args.workers)),
+            names["plain"]: lambda: ours(lambda src: extract(src, det_plain, 16, workers=args.workers)),
+            names["seq"]: lambda: ours(lambda src: sequential_extract(src, det_plain, 16)),
+            names["ref"]: cd_fvd_image_folder,
+            names["bare"]: lambda: bare_forward(det.model, xb, 2 * n),
+        }, args.repeats)
     finally:
         if shimmed:
             del Image.ANTIALIAS
-    rows.append(row("fvd-files-cd-fvd-i3d", f"cd-fvd image_folder ({args.ref_workers} workers)", 2 * n, m, ref,
-                    "videos"))
+    (m, fast) = res[names["fast"]]
+    rows.append(row("fvd-files-cd-fvd-i3d", names["fast"], 2 * n, m, fast, "videos"))
+    (m, value) = res[names["plain"]]
+    rows.append(row("fvd-files-cd-fvd-i3d", names["plain"], 2 * n, m, value, "videos"))
+    (m, seq_value) = res[names["seq"]]
+    rows.append(row("fvd-files-cd-fvd-i3d", names["seq"], 2 * n, m, seq_value, "videos"))
+    (m, (ref, ref_obj)) = res[names["ref"]]
+    rows.append(row("fvd-files-cd-fvd-i3d", names["ref"], 2 * n, m, ref, "videos"))
+    m, items = res[names["bare"]]
+    rows.append(row("fvd-files-cd-fvd-i3d", names["bare"], items, m, None, "videos"))
     checks.append({"benchmark": "fvd-files-cd-fvd-i3d", "value_rel_diff": rel(value, ref),
                    "form_rel_diff": rel(fast, ref),
                    "no_read_ahead_rel_diff": rel(value, seq_value), "pillow_antialias_shim": shimmed,
                    "n_real": int(ref_obj.real_stats.num_items), "n_fake": int(ref_obj.fake_stats.num_items),
                    "counts_ok": int(ref_obj.real_stats.num_items) == int(ref_obj.fake_stats.num_items) == n})
-    clip = np.stack([sources["real"].read(i) for i in range(min(16, n))])
-    xb = preprocess_tats(torch.from_numpy(clip).to(args.device))
-    m, items = bare_forward(det.model, xb, 2 * n)
-    rows.append(row("fvd-files-cd-fvd-i3d", "bare forward (limit)", items, m, None, "videos"))
 
 
 def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
@@ -440,34 +480,40 @@ def bench_fid(args, rows: list, checks: list, tmp: Path) -> None:
             Image.fromarray(frame).save(d / f"{i:05d}.png")
         dirs.append(str(d))
 
-    frechet_s: list[float] = []
-
-    def ours(detector) -> float:  # the same PNG files through `evalkit score`'s reader
+    def ours(detector) -> tuple[float, float, str]:  # the same PNG files through `evalkit score`'s reader
         metric = build_metric("fid:pytorch-fid")
         for flag, d in ((True, dirs[0]), (False, dirs[1])):
             metric.update(extract(open_source(d, None), detector, 32, workers=args.workers), real=flag)
         t0 = time.perf_counter()
-        value = metric.compute().value
-        frechet_s.append(time.perf_counter() - t0)  # the 2048x2048 sqrtm: paid once per value, not per image
-        return value
+        result = metric.compute()
+        # the Fréchet step is paid once per value, not per image
+        return result.value, time.perf_counter() - t0, result.details["trace_route"]
 
-    with Measure() as m:
-        fast = ours(det)
-    rows.append({**row("fid-pytorch-fid", f"evalkit (PNG files, {form_name(det)})", 2 * n, m, fast, "images"),
-                 "frechet_s": round(frechet_s[-1], 3)})
-    with Measure() as m:
-        value = ours(det_plain)
-    rows.append({**row("fid-pytorch-fid", "evalkit (PNG files, reference form)", 2 * n, m, value, "images"),
-                 "frechet_s": round(frechet_s[-1], 3)})
-    with Measure() as m, mock.patch.object(pfi, "fid_inception_v3", lambda: det_plain.network):
-        ref = float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
-                                                        num_workers=0))
+    def pytorch_fid() -> float:
+        with mock.patch.object(pfi, "fid_inception_v3", lambda: det_plain.network), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return float(fid_score.calculate_fid_given_paths(dirs, batch_size=32, device=args.device, dims=2048,
+                                                             num_workers=0))
+
+    x = torch.rand(min(32, 2 * n), 3, size, size, device=args.device)
+    fast_name = f"evalkit (PNG files, {form_name(det)})"
+    res = alternate({
+        fast_name: lambda: ours(det),
+        "evalkit (PNG files, reference form)": lambda: ours(det_plain),
+        "pytorch-fid (PNG files)": pytorch_fid,
+        "bare forward (limit)": lambda: bare_forward(det.model, x, 2 * n),
+    }, args.repeats)
+    for name in (fast_name, "evalkit (PNG files, reference form)"):
+        m, (value, frechet_s, route) = res[name]
+        rows.append({**row("fid-pytorch-fid", name, 2 * n, m, value, "images"), "frechet_s": round(frechet_s, 3),
+                     "trace_route": route})
+    fast, value = res[fast_name][1][0], res["evalkit (PNG files, reference form)"][1][0]
+    m, ref = res["pytorch-fid (PNG files)"]
     rows.append(row("fid-pytorch-fid", "pytorch-fid (PNG files)", 2 * n, m, ref, "images"))
+    m, items = res["bare forward (limit)"]
+    rows.append(row("fid-pytorch-fid", "bare forward (limit)", items, m, None, "images"))
     checks.append({"benchmark": "fid-pytorch-fid", "value_rel_diff": rel(value, ref), "form_rel_diff": rel(fast, ref),
                    "n_le_dim": n <= 2048})
-    x = torch.rand(min(32, 2 * n), 3, size, size, device=args.device)
-    m, items = bare_forward(det.model, x, 2 * n)
-    rows.append(row("fid-pytorch-fid", "bare forward (limit)", items, m, None, "images"))
 
 
 def bench_frechet(args, rows: list, checks: list) -> None:
@@ -488,15 +534,19 @@ def bench_frechet(args, rows: list, checks: list) -> None:
     metric = build_metric("fid:pytorch-fid")
     for flag, feats in zip((True, False), sets):
         metric.update(feats, real=flag)
-    with Measure() as m:
-        result = metric.compute()
-    rows.append({**row("frechet-2048", f"evalkit ({result.details['trace_route']})", 1, m, result.value, "values"),
-                 "n_per_set": n})
     mu1, mu2 = metric.real.mean(), metric.fake.mean()
     s1, s2 = metric.real.cov("N-1"), metric.fake.cov("N-1")
-    with Measure() as m, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ref = float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+    def reference() -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+    res = alternate({"evalkit": metric.compute, "pytorch-fid (sqrtm)": reference}, args.repeats)
+    m, result = res["evalkit"]
+    rows.append({**row("frechet-2048", f"evalkit ({result.details['trace_route']})", 1, m, result.value, "values"),
+                 "n_per_set": n})
+    m, ref = res["pytorch-fid (sqrtm)"]
     rows.append({**row("frechet-2048", "pytorch-fid (sqrtm)", 1, m, ref, "values"), "n_per_set": n})
     checks.append({"benchmark": "frechet-2048", "value_rel_diff": rel(result.value, ref),
                    "trace_route": result.details["trace_route"]})
@@ -562,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file-size", type=int, default=128, help="frame height = width of the frame-folder videos")
     p.add_argument("--calib-clips", type=int, default=8,
                    help="clips of the BatchNorm calibration pass of each random-weight I3D (4x as many images for Inception)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs of every implementation, taken in turn; rows report each one's median run")
     p.add_argument("--frechet-samples", type=int, default=2500,
                    help="features per set (> 2048) of the Fréchet-step row")
     p.add_argument("--workers", type=int, default=4, help="our decoding threads (evalkit score --workers)")
