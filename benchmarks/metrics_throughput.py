@@ -319,7 +319,7 @@ def bench_fvd(args, rows: list, checks: list, tmp: Path) -> None:
     with weights.overrides({"i3d-pretrained-400": i3d_path}):
         det, det_plain = build_both("i3d-cd-fvd", args.device)
     det.batch_size = det_plain.batch_size = 16  # cd-fvd's batch: per-batch float64 sums add in the same order
-    xb = preprocess_tats(torch.from_numpy(real[:16]).to(args.device))
+    xb = preprocess_tats(torch.from_numpy(real[:16]).to(args.device), channels_last=det.fast_form)
 
     def cd_fvd_package() -> tuple[float, Any]:
         with warnings.catch_warnings():
@@ -416,7 +416,7 @@ def bench_fvd_files(args, rows: list, checks: list, tmp: Path) -> None:
             return float(ref_obj.compute_fvd_from_stats()), ref_obj
 
     clip = np.stack([sources["real"].read(i) for i in range(min(16, n))])
-    xb = preprocess_tats(torch.from_numpy(clip).to(args.device))
+    xb = preprocess_tats(torch.from_numpy(clip).to(args.device), channels_last=det.fast_form)
     names = {"fast": f"evalkit (read-ahead, {args.workers} threads, {form_name(det)})",
              "plain": f"evalkit (read-ahead, {args.workers} threads, reference form)",
              "seq": "evalkit, no read-ahead (reference form)",

@@ -13,7 +13,7 @@ from evalkit.errors import ConfigError
 from evalkit.metrics.base import build_detector
 from evalkit.metrics.detector_form import FORM_ENV, fold_batchnorm, pad_inside, requested_form, uses_fast_form
 from evalkit.metrics.detectors.i3d_pytorch import build_i3d
-from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats
+from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats, preprocess_videogpt
 from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, script_module
 
 CONV_DETECTORS = ["inception-pytorch-fid", "inception-legacy-pytorch", "inception-clean", "i3d-torchscript",
@@ -99,6 +99,15 @@ def test_pad_inside_moves_only_stride_1_padding_and_keeps_the_output():
         got = net.features(x)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
     assert pad_inside(script_module(StyleGANVI3D(build_i3d(None, seed=0).eval()))) == 0
+
+
+@pytest.mark.parametrize("preprocess", [preprocess_tats, preprocess_videogpt])
+def test_channels_last_preprocessing_gives_the_same_values(preprocess):
+    clips = videos()[:, :, :, :24]  # not square: VideoGPT resizes the shorter side and crops
+    ref = preprocess(clips)
+    fast = preprocess(clips, channels_last=True)
+    assert ref.is_contiguous() and fast.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(fast, ref)
 
 
 @pytest.mark.parametrize("name", CONV_DETECTORS)

@@ -124,7 +124,13 @@ def to_float_frames(videos: torch.Tensor) -> torch.Tensor:
     return videos.reshape(b * t, h, w, c).permute(0, 3, 1, 2).float()
 
 
-def frames_to_bcthw(frames: torch.Tensor, batch: int) -> torch.Tensor:
-    """(B*T, C, H, W) -> contiguous (B, C, T, H, W)."""
+def frames_to_bcthw(frames: torch.Tensor, batch: int, channels_last: bool = False) -> torch.Tensor:
+    """(B*T, C, H, W) -> (B, C, T, H, W), contiguous or (``channels_last``) channels-last.
+
+    Channels-last frames, as a resize of permuted uint8 video returns them, already are a channels-last
+    (B, C, T, H, W) tensor in memory, so that form costs no copy, and a channels-last network takes it
+    as it is.
+    """
     bt, c, h, w = frames.shape
-    return frames.view(batch, bt // batch, c, h, w).transpose(1, 2).contiguous()
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return frames.view(batch, bt // batch, c, h, w).transpose(1, 2).contiguous(memory_format=fmt)
