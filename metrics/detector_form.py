@@ -1,17 +1,18 @@
 """The form a convolutional detector runs in: the reference network as loaded, or a faster equivalent.
 
-On the CPU two rewrites make Inception, I3D and C3D markedly faster without changing what they compute:
+On the CPU three rewrites make Inception, I3D and C3D markedly faster without changing what they compute:
 
-- Channels-last convolution weights (NHWC / NDHWC), which oneDNN runs faster (I3D about 1.7x, the
-  pytorch-fid Inception about 1.75x on the 2-core machine of ``benchmarks/README.md``). Converting
+- Channels-last convolution weights (NHWC / NDHWC), which oneDNN runs faster (the StyleGAN-V
+  TorchScript I3D, where this is the only change, 1.5x on the 2-core machine of
+  ``benchmarks/README.md``). Converting
   the weights is enough: a convolution with channels-last weights returns a channels-last output, so
   the whole network follows, and TorchScript reference files convert the same way.
 - Inference BatchNorm folded into the convolution before it (``torch.nn.utils.fusion``), for the
   networks built here as modules (pytorch-fid's Inception: another 1.3x; I3D: a few percent).
 - I3D's stride-1 'SAME' padding done by the convolutions and max-pools themselves instead of an
-  explicit padded copy before each (``pad_inside``).
+  explicit padded copy before each (``pad_inside``; about 1.1x on I3D).
 
-Both change only the order and grouping of float32 operations: features move by up to about 1e-5 of
+All three change only the order and grouping of float32 operations: features move by up to about 1e-5 of
 their largest value and FVD/FID by about 1e-6 relative (``tests/test_detector_form.py`` checks the
 features against the reference form, ``benchmarks/metrics_throughput.py`` the values against the
 reference code).
