@@ -1,18 +1,19 @@
 """The form a convolutional detector runs in: the reference network as loaded, or a faster equivalent.
 
-On the CPU three rewrites make Inception, I3D and C3D markedly faster without changing what they compute:
+On the CPU these rewrites make Inception, I3D and C3D markedly faster without changing what they compute:
 
-- Channels-last convolution weights (NHWC / NDHWC), which oneDNN runs faster (the StyleGAN-V
-  TorchScript I3D, where this is the only change, 1.5x on the 2-core machine of
-  ``benchmarks/README.md``). Converting
-  the weights is enough: a convolution with channels-last weights returns a channels-last output, so
+- Channels-last convolution weights (NHWC / NDHWC), which oneDNN runs faster (I3D about 1.5x with
+  nothing else changed, on the 2-core machine of ``benchmarks/README.md``). Converting the weights
+  is enough: a convolution with channels-last weights returns a channels-last output, so
   the whole network follows, and TorchScript reference files convert the same way.
 - Inference BatchNorm folded into the convolution before it (``torch.nn.utils.fusion``), for the
   networks built here as modules (pytorch-fid's Inception: another 1.3x; I3D: a few percent).
 - I3D's stride-1 'SAME' padding done by the convolutions and max-pools themselves instead of an
   explicit padded copy before each (``pad_inside``; about 1.1x on I3D).
+- TorchScript reference files (StyleGAN-V's I3D and C3D, clean-fid's Inception) frozen with
+  ``torch.jit.freeze``, which folds their BatchNorm the same way (``freeze_script``).
 
-All three change only the order and grouping of float32 operations: features move by up to about 1e-5 of
+All of them change only the order and grouping of float32 operations: features move by up to about 1e-5 of
 their largest value and FVD/FID by about 1e-6 relative (``tests/test_detector_form.py`` checks the
 features against the reference form, ``benchmarks/metrics_throughput.py`` the values against the
 reference code).
@@ -25,6 +26,7 @@ reference runs it, for bit-level comparisons).
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -135,10 +137,33 @@ def channels_last_weights(module: nn.Module, conv_dims: int) -> nn.Module:
     return module
 
 
+def freeze_script(module: nn.Module) -> nn.Module:
+    """A TorchScript module in eval mode frozen for inference (``torch.jit.freeze``); others as they are.
+
+    A reference file's graph cannot be rewritten block by block, but freezing inlines its weights as
+    constants, and TorchScript then folds each BatchNorm into the convolution before it (channels-last
+    kernels stay channels-last). Only ``forward`` is kept, which is all the detectors call. A file that
+    does not freeze runs unfrozen, with a warning that says why.
+    """
+    if not isinstance(module, torch.jit.ScriptModule) or module.training:
+        return module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is the reference files' format
+            return torch.jit.freeze(module)
+    except (RuntimeError, TypeError) as exc:
+        warnings.warn(f"TorchScript detector runs unfrozen: torch.jit.freeze failed ({exc})", RuntimeWarning,
+                      stacklevel=2)
+        return module
+
+
 def apply_form(module: nn.Module, conv_dims: int, fast: bool) -> nn.Module:
-    """``module`` in the fast form (BatchNorm folded, padding inside, channels-last kernels) when ``fast``; in place."""
+    """``module`` in the fast form (BatchNorm folded, padding inside, channels-last kernels) when ``fast``.
+
+    Python modules change in place; a TorchScript module is returned frozen (``freeze_script``).
+    """
     if not fast or conv_dims not in (2, 3):
         return module
     fold_batchnorm(module)
     pad_inside(module)
-    return channels_last_weights(module, conv_dims)
+    return freeze_script(channels_last_weights(module, conv_dims))

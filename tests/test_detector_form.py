@@ -1,4 +1,4 @@
-"""The fast detector form (``evalkit.metrics.detector_form``: channels-last kernels, BatchNorm folded)
+"""The fast detector form (``evalkit.metrics.detector_form``: channels-last kernels, BatchNorm folded, frozen TorchScript)
 gives the reference network's features."""
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import torch
 from evalkit import weights
 from evalkit.errors import ConfigError
 from evalkit.metrics.base import build_detector
-from evalkit.metrics.detector_form import FORM_ENV, fold_batchnorm, pad_inside, requested_form, uses_fast_form
+from evalkit.metrics.detector_form import (
+    FORM_ENV,
+    fold_batchnorm,
+    freeze_script,
+    pad_inside,
+    requested_form,
+    uses_fast_form,
+)
 from evalkit.metrics.detectors.i3d_pytorch import build_i3d
 from evalkit.metrics.detectors.i3d_pytorch_detectors import preprocess_tats, preprocess_videogpt
 from evalkit.metrics.detectors.i3d_torchscript import StyleGANVI3D, script_module
@@ -20,9 +27,23 @@ CONV_DETECTORS = ["inception-pytorch-fid", "inception-legacy-pytorch", "inceptio
                   "i3d-cd-fvd", "c3d-ucf101"]
 
 
+def networks(detector) -> list[torch.nn.Module]:
+    return [getattr(detector, name) for name in ("model", "layers") if hasattr(detector, name)]
+
+
+def frozen(module: torch.nn.Module) -> bool:
+    """A frozen TorchScript module: its weights are graph constants, not parameters."""
+    return isinstance(module, torch.jit.ScriptModule) and not list(module.parameters())
+
+
+def graph_tensors(module: torch.jit.ScriptModule) -> list[torch.Tensor]:
+    nodes = module.graph.findAllNodes("prim::Constant")
+    return [n.output().toIValue() for n in nodes if n.output().type().kind() == "TensorType"]
+
+
 def conv_weights(detector) -> list[torch.Tensor]:
-    modules = [getattr(detector, name) for name in ("model", "layers") if hasattr(detector, name)]
-    return [p for m in modules for p in m.parameters() if p.dim() == 2 + detector.conv_dims]
+    tensors = [t for m in networks(detector) for t in (graph_tensors(m) if frozen(m) else m.parameters())]
+    return [t for t in tensors if t.dim() == 2 + detector.conv_dims]
 
 
 def videos(seed: int = 0) -> torch.Tensor:
@@ -74,8 +95,15 @@ def test_form_setting(monkeypatch):
 
 
 def batchnorms(detector) -> int:
-    modules = [getattr(detector, name) for name in ("model", "layers") if hasattr(detector, name)]
-    return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for root in modules for m in root.modules())
+    """BatchNorm layers of a detector's networks (Python or scripted modules, or ops of a frozen graph)."""
+    count = 0
+    for root in networks(detector):
+        if frozen(root):
+            count += len(root.graph.findAllNodes("aten::batch_norm"))
+        else:
+            count += sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                         or getattr(m, "original_name", "").startswith("BatchNorm") for m in root.modules())
+    return count
 
 
 def test_fold_batchnorm_leaves_training_and_scripted_modules_alone():
@@ -99,6 +127,27 @@ def test_pad_inside_moves_only_stride_1_padding_and_keeps_the_output():
         got = net.features(x)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
     assert pad_inside(script_module(StyleGANVI3D(build_i3d(None, seed=0).eval()))) == 0
+
+
+def test_freeze_script_folds_batchnorm_and_keeps_other_modules(monkeypatch):
+    net = build_i3d(None, seed=0).eval()
+    assert freeze_script(net) is net  # a Python module: the other rewrites handle it
+    scripted = script_module(StyleGANVI3D(net))
+    assert freeze_script(scripted.train()) is scripted  # training mode: the statistics still move
+    x = torch.randint(0, 256, (1, 3, 10, 40, 40), dtype=torch.uint8)
+    with torch.no_grad():
+        ref = scripted.eval()(x, rescale=True, resize=True, return_features=True)
+        fast = freeze_script(scripted)
+        assert frozen(fast) and not fast.graph.findAllNodes("aten::batch_norm")
+        got = fast(x, rescale=True, resize=True, return_features=True)
+    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+    def refuse(module):
+        raise RuntimeError("cannot freeze this graph")
+
+    monkeypatch.setattr(torch.jit, "freeze", refuse)
+    with pytest.warns(RuntimeWarning, match="runs unfrozen.*cannot freeze this graph"):
+        assert freeze_script(scripted) is scripted
 
 
 @pytest.mark.parametrize("preprocess", [preprocess_tats, preprocess_videogpt])
@@ -131,12 +180,14 @@ def test_fast_form_features_match_reference_form(name, monkeypatch, i3d_files):
             assert not all(w.is_contiguous(memory_format=fmt) for w in kernels)
         built[form] = (det(clips).double(), batchnorms(det))
     (ref, ref_bn), (fast, fast_bn) = built["reference"], built["fast"]
-    # networks built here as modules (the random Inception stand-ins too) fold every BatchNorm; TorchScript
-    # files and C3D (no BatchNorm) keep what they have
-    if name in ("inception-pytorch-fid", "inception-legacy-pytorch", "inception-clean", "i3d-cd-fvd"):
-        assert ref_bn > 50 and fast_bn == 0
+    # every BatchNorm is folded: in the networks built here as modules (the random Inception stand-ins too)
+    # by the fast form, in TorchScript files (StyleGAN-V's I3D) by freezing; C3D has none
+    if name == "c3d-ucf101":
+        assert ref_bn == fast_bn == 0
     else:
-        assert fast_bn == ref_bn
+        assert ref_bn > 50 and fast_bn == 0, (name, ref_bn, fast_bn)
+    if name in ("i3d-torchscript", "c3d-ucf101"):
+        assert frozen(networks(det)[0])
     atol = 1e-5 * float(ref.abs().max())
     spread = float((ref - ref.mean(0)).abs().max())
     assert spread > 100 * atol, f"{name}: features differ between inputs by {spread:.3g} only; the check would be vacuous"
