@@ -56,6 +56,7 @@ class FITConfig:
     text_dim: int = 1024               # width of the text encoder's token embeddings
     ff_ratio: int = 4
     dropout: float = 0.1               # in the feed-forwards of the global layers
+    pos_init_std: float = 0.02         # initial scale of the learnable positional embeddings
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "group_size"):
@@ -258,10 +259,15 @@ class FIT(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for p in (self.pos_t, self.pos_h, self.pos_w, self.latent_embed):
-            nn.init.trunc_normal_(p, std=0.02)
+        for p in (self.pos_t, self.pos_h, self.pos_w):
+            nn.init.trunc_normal_(p, std=self.config.pos_init_std)
+        nn.init.trunc_normal_(self.latent_embed, std=0.02)
         nn.init.zeros_(self.self_cond_norm.weight)
         nn.init.zeros_(self.self_cond_norm.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        """Embeddings the optimizer neither decays nor trust-ratio scales (see ``lamb.no_decay_names``)."""
+        return {"pos_t", "pos_h", "pos_w", "latent_embed"}
 
     def check_input(self, x: torch.Tensor, cond: Conditioning) -> None:
         cfg = self.config

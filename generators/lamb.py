@@ -119,13 +119,35 @@ def trust_ratio(weight: torch.Tensor, update: torch.Tensor, clip: bool = False,
     return ratio
 
 
-def param_groups_no_decay(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: weights of rank >= 2 decay; biases, norms, gains and embeddings of rank < 2 do not."""
+def no_decay_names(model: torch.nn.Module) -> set[str]:
+    """Names of the parameters that submodules list in ``no_weight_decay()`` (the timm convention), prefixed.
+
+    Learned positional and latent embeddings are listed there: they are rank-2 tensors, and decaying them
+    and scaling their step by a trust ratio ties their growth to their own small initial norm (LAMB moves a
+    tensor by lr x ||w|| per step); timm's optimizers leave such embeddings out of weight decay.
+    """
+    names: set[str] = set()
+    for prefix, module in model.named_modules():
+        listed = getattr(module, "no_weight_decay", None)
+        if callable(listed):
+            names.update(f"{prefix}.{n}" if prefix else n for n in listed())
+    return names
+
+
+def param_groups_no_decay(model: torch.nn.Module, weight_decay: float, *,
+                          honour_no_weight_decay: bool = False) -> list[dict[str, Any]]:
+    """Two groups: weights of rank >= 2 decay; biases, norms and gains (rank < 2) do not, and with
+    ``honour_no_weight_decay`` neither do the parameters a submodule lists in ``no_weight_decay()``.
+
+    The same split as ``timm.optim.param_groups_weight_decay(model, wd, no_weight_decay_list)``. In ``Lamb``
+    a group without weight decay also gets no trust ratio, i.e. a plain Adam step.
+    """
+    listed = no_decay_names(model) if honour_no_weight_decay else set()
     decay, no_decay = [], []
-    for _, p in model.named_parameters():
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
+        (no_decay if p.ndim < 2 or name.endswith(".bias") or name in listed else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})

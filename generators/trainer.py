@@ -104,6 +104,10 @@ class OptimizerSection:
     weight_decay: float = 0.01
     #: also decay biases and normalisation gains (tensors of rank < 2)
     decay_all: bool = False
+    #: move the embeddings a network lists in ``no_weight_decay()`` (FIT: positional and latent) to the
+    #: no-decay group, as timm does: in LAMB that is a plain Adam step without trust ratio. Off by default:
+    #: on fit-tiny it did not help (docs/training.md, choice 7)
+    no_decay_embeddings: bool = False
     trust_clip: bool = False
     #: global gradient-norm clipping threshold (null: off)
     grad_clip: float | None = 1.0
@@ -359,7 +363,8 @@ class Trainer:
             self._init_weights(Path(config.init_from))
         self.model.to(self.device).train()
         groups = (list(self.model.parameters()) if config.optimizer.decay_all
-                  else param_groups_no_decay(self.model, config.optimizer.weight_decay))
+                  else param_groups_no_decay(self.model, config.optimizer.weight_decay,
+                                        honour_no_weight_decay=config.optimizer.no_decay_embeddings))
         self.optimizer = self._make_optimizer(groups)
         self.schedule = WarmupCosine(config.optimizer.lr, config.steps, config.schedule.warmup_steps,
                                      config.schedule.final_lr_ratio, config.schedule.warmup_start_factor)

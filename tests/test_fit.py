@@ -191,3 +191,14 @@ def test_tiny_configs_are_small():
     for name in ("fit-tiny", "fit-upsampler-tiny"):
         n = count_parameters(FIT(model_config(name).fit))
         assert 1e6 < n < 6e6, (name, n)
+
+
+def test_positional_embeddings_start_at_the_configured_scale():
+    torch.manual_seed(0)
+    default = FIT(small())
+    torch.manual_seed(0)
+    wide = FIT(small(pos_init_std=0.5))
+    for net, std in ((default, 0.02), (wide, 0.5)):
+        values = torch.cat([net.pos_t.flatten(), net.pos_h.flatten(), net.pos_w.flatten()])
+        assert abs(float(values.std()) - std) < 0.15 * std
+    assert torch.equal(default.latent_embed, wide.latent_embed)   # only the positional scale changes

@@ -120,3 +120,49 @@ def test_no_decay_groups():
     groups = param_groups_no_decay(m, 0.1)
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
     assert all(p.ndim >= 2 for p in groups[0]["params"]) and all(p.ndim < 2 for p in groups[1]["params"])
+
+
+def _small_fit() -> torch.nn.Module:
+    from evalkit.generators.fit import FIT, FITConfig
+
+    torch.manual_seed(0)
+    return FIT(FITConfig(frames=2, height=8, width=8, group_size=[2, 1, 1], patch_width=16, num_latents=8,
+                         latent_width=16, num_blocks=1, global_layers=1, patch_head_dim=8, latent_head_dim=8,
+                         cond_width=16, text_dim=8))
+
+
+def test_no_decay_groups_match_timm_and_honour_no_weight_decay():
+    from timm.optim import param_groups_weight_decay
+
+    from evalkit.generators.lamb import no_decay_names
+
+    outer = torch.nn.ModuleDict({"net": _small_fit()})
+    listed = no_decay_names(outer)
+    assert listed == {"net.pos_t", "net.pos_h", "net.pos_w", "net.latent_embed"}
+    ours = {g["weight_decay"]: {id(p) for p in g["params"]}
+            for g in param_groups_no_decay(outer, 0.01, honour_no_weight_decay=True)}
+    ref = {g["weight_decay"]: {id(p) for p in g["params"]}
+           for g in param_groups_weight_decay(outer, 0.01, no_weight_decay_list=sorted(listed))}
+    assert ours == ref
+    embeddings = {id(p) for n, p in outer.named_parameters() if n in listed}
+    assert embeddings <= ours[0.0]
+    default = {g["weight_decay"]: {id(p) for p in g["params"]} for g in param_groups_no_decay(outer, 0.01)}
+    assert embeddings <= default[0.01]
+
+
+def test_trust_ratio_ties_a_small_embedding_to_its_norm_and_no_decay_frees_it():
+    """A 0.02-scale embedding with a steady gradient: LAMB moves it by lr x ||w||, Adam by about lr per entry."""
+    lr = 1e-2
+    moved = {}
+    for wd in (0.01, 0.0):
+        torch.manual_seed(0)
+        emb = torch.nn.Parameter(0.02 * torch.randn(16, 32))
+        start = emb.detach().clone()
+        opt = Lamb([{"params": [emb], "weight_decay": wd}], lr=lr)
+        for _ in range(10):
+            opt.zero_grad()
+            (emb * torch.ones_like(emb)).sum().backward()   # steady gradient: every entry wants to fall
+            opt.step()
+        moved[wd] = (emb.detach() - start).norm() / start.norm()
+    assert moved[0.01] < 10 * lr * 1.05                      # at most lr of its own norm per step
+    assert moved[0.0] > 10 * moved[0.01]                     # Adam: ~lr per entry, far more than 2% of 0.02

@@ -53,6 +53,9 @@ class ToyModel(nn.Module):
         pred = self.net(torch.cat([x + noise, cond], -1))
         return ((pred - noise) ** 2).mean()
 
+    def no_weight_decay(self) -> set[str]:
+        return {"net.0.weight"}     # stands in for an embedding table
+
 
 class ToySource:
     def __init__(self, spec: VideoSpec, seed: int, params: dict):
@@ -230,6 +233,15 @@ def test_ddp_two_processes(tmp_path):
     assert got["world"] == 2 and got["same"] and len(got["losses"]) == 6
     ck = load_checkpoint(list_checkpoints(tmp_path / "ddp" / "checkpoints")[-1][1])
     assert set(ck.rng) == {0, 1} and ck.meta["world"] == 2
+
+
+@pytest.mark.parametrize("no_decay_embeddings", [False, True])
+def test_listed_embeddings_join_the_no_decay_group_only_when_asked(tmp_path, no_decay_embeddings):
+    trainer = Trainer(_config(**{"optimizer.no_decay_embeddings": no_decay_embeddings}), tmp_path, progress=False)
+    listed = trainer.model.net[0].weight
+    decay = {g["weight_decay"]: {id(p) for p in g["params"]} for g in trainer.optimizer.param_groups}
+    assert (id(listed) in decay[0.0]) is no_decay_embeddings
+    assert id(trainer.model.net[3].weight) in decay[0.01]
 
 
 def test_bf16_autocast_and_adamw(tmp_path):
