@@ -71,6 +71,8 @@ class FITConfig:
                          self.num_latents, where="FITConfig")
         except InputError as exc:
             raise ValueError(str(exc)) from None
+        if not self.pos_init_std >= 0:
+            raise ValueError(f"pos_init_std must be >= 0, got {self.pos_init_std}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -266,7 +268,7 @@ class FIT(nn.Module):
         nn.init.zeros_(self.self_cond_norm.bias)
 
     def no_weight_decay(self) -> set[str]:
-        """Embeddings the optimizer neither decays nor trust-ratio scales (see ``lamb.no_decay_names``)."""
+        """Embeddings that ``optimizer.no_decay_embeddings`` keeps out of weight decay and the trust ratio."""
         return {"pos_t", "pos_h", "pos_w", "latent_embed"}
 
     def check_input(self, x: torch.Tensor, cond: Conditioning) -> None:

@@ -202,3 +202,5 @@ def test_positional_embeddings_start_at_the_configured_scale():
         values = torch.cat([net.pos_t.flatten(), net.pos_h.flatten(), net.pos_w.flatten()])
         assert abs(float(values.std()) - std) < 0.15 * std
     assert torch.equal(default.latent_embed, wide.latent_embed)   # only the positional scale changes
+    with pytest.raises(ValueError, match="pos_init_std"):
+        small(pos_init_std=-0.1)
