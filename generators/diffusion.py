@@ -39,6 +39,7 @@ class DiffusionConfig:
     sigma_in: float | None = None      # fixed input scaling; None = spatial_scale * sqrt(frames)
     spatial_scale: float | None = None  # s in s * sqrt(T); None = width / reference_width
     reference_width: int = 64          # EDM's hyper-parameters were tuned at 64 px
+    image_sigma_in: float | None = None  # training only: sigma_in of images (fps inf); None = the videos' (SV 3.3)
     P_mean: float = -1.2               # ln(sigma) ~ N(P_mean, P_std^2) during training
     P_std: float = 1.2
     loss_form: Literal["target", "denoiser"] = "target"  # w*||F - c_nrm v||^2 or lambda*||D - x||^2
@@ -48,6 +49,8 @@ class DiffusionConfig:
             raise ValueError(f"sigma_data must be positive, got {self.sigma_data}")
         if self.sigma_in is not None and not self.sigma_in > 0:
             raise ValueError(f"sigma_in must be positive or null, got {self.sigma_in}")
+        if self.image_sigma_in is not None and not self.image_sigma_in > 0:
+            raise ValueError(f"image_sigma_in must be positive or null, got {self.image_sigma_in}")
         if self.spatial_scale is not None and not self.spatial_scale > 0:
             raise ValueError(f"spatial_scale must be positive or null, got {self.spatial_scale}")
         if not self.P_std > 0:
@@ -90,6 +93,20 @@ class SigmaInEDM:
             raise InputError(f"expected a clip batch (B, C, T, H, W), got shape {tuple(x.shape)}")
         return self.sigma_in_for(x.shape[2], x.shape[4])
 
+    def training_sigma_in(self, x: torch.Tensor, fps: torch.Tensor) -> float | torch.Tensor:
+        """sigma_in of each training sample: one value for the batch, or a (B, 1, 1, 1, 1) column.
+
+        Images (``fps`` inf) share the videos' sigma_in, the paper's modality matching, unless
+        ``image_sigma_in`` gives them their own (Table 3's "images not treated as videos" row: 1 for images,
+        s * sqrt(T) for videos). Every coefficient broadcasts against the column.
+        """
+        si = self.sigma_in_of(x)
+        if self.config.image_sigma_in is None:
+            return si
+        is_image = torch.isinf(torch.as_tensor(fps, device=x.device).reshape(-1).expand(x.shape[0]))
+        column = torch.where(is_image, self.config.image_sigma_in, si).to(x.dtype)
+        return _col(column, x.ndim)
+
     # -- coefficients ---------------------------------------------------------------------------
     def c_in(self, sigma, si):
         return 1 / (self.sigma_data ** 2 / si ** 2 + sigma ** 2) ** 0.5
@@ -119,7 +136,7 @@ class SigmaInEDM:
         return (sigma ** 2 + sd2) ** 2 / (sigma ** 2 + sd2 / si) ** 2
 
     # -- process --------------------------------------------------------------------------------
-    def add_noise(self, x: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor, si: float) -> torch.Tensor:
+    def add_noise(self, x: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor, si: float | torch.Tensor) -> torch.Tensor:
         return x / si + _col(sigma, x.ndim) * eps
 
     def target(self, x: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -134,7 +151,7 @@ class SigmaInEDM:
 
     # -- network call ---------------------------------------------------------------------------
     def network_output(self, net, x_sigma: torch.Tensor, sigma: torch.Tensor, cond: Conditioning,
-                       si: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       si: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw F (and carry) for the noisy clip ``x_sigma`` at per-sample levels ``sigma`` (B,)."""
         sigma = torch.as_tensor(sigma, dtype=x_sigma.dtype, device=x_sigma.device).reshape(-1)
         sigma = sigma.expand(x_sigma.shape[0])
@@ -142,7 +159,7 @@ class SigmaInEDM:
         return split_output(net(c_in * x_sigma, self.c_noise(sigma), cond))
 
     def denoise(self, net, x_sigma: torch.Tensor, sigma: torch.Tensor, cond: Conditioning,
-                si: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+                si: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D(x_sigma) = c_skip * x_sigma + c_out * F: the clean clip at pixel scale (and carry)."""
         sigma = torch.as_tensor(sigma, dtype=x_sigma.dtype, device=x_sigma.device).reshape(-1)
         sigma = sigma.expand(x_sigma.shape[0])
@@ -152,7 +169,7 @@ class SigmaInEDM:
 
     # -- loss -----------------------------------------------------------------------------------
     def loss_from_output(self, f: torch.Tensor, x: torch.Tensor, x_sigma: torch.Tensor, sigma: torch.Tensor,
-                         eps: torch.Tensor, si: float, form: str | None = None) -> torch.Tensor:
+                         eps: torch.Tensor, si: float | torch.Tensor, form: str | None = None) -> torch.Tensor:
         """Per-sample loss (B,) of network output ``f``, in either equivalent form."""
         form = form or self.config.loss_form
         s = _col(sigma, x.ndim)
@@ -185,7 +202,7 @@ def training_loss(
     on the second pass only. All randomness except network dropout comes from ``generator``.
     """
     b, device = x.shape[0], x.device
-    si = diffusion.sigma_in_of(x)
+    si = diffusion.training_sigma_in(x, cond.fps)
     sigma = diffusion.sample_sigma(b, generator, device=device).to(x.dtype)
     eps = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
     x_sigma = diffusion.add_noise(x, sigma, eps, si)

@@ -31,6 +31,8 @@ from torch import nn
 from evalkit.errors import InputError
 from evalkit.generators.conditioning import Conditioning, ConditioningTokens
 
+POS_INITS = ("normal", "sincos")
+
 
 @dataclass
 class FITConfig:
@@ -56,7 +58,9 @@ class FITConfig:
     text_dim: int = 1024               # width of the text encoder's token embeddings
     ff_ratio: int = 4
     dropout: float = 0.1               # in the feed-forwards of the global layers
-    pos_init_std: float = 0.02         # initial scale of the learnable positional embeddings
+    pos_init: str = "normal"           # initial positional embeddings: "normal" or "sincos" (see init_positional)
+    pos_init_std: float = 0.02         # pos_init "normal": standard deviation of each of the t/h/w tables
+    pos_sincos_amplitude: float = 1.0  # pos_init "sincos": multiplier of the sin/cos tables
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "group_size"):
@@ -71,8 +75,12 @@ class FITConfig:
                          self.num_latents, where="FITConfig")
         except InputError as exc:
             raise ValueError(str(exc)) from None
+        if self.pos_init not in POS_INITS:
+            raise ValueError(f"pos_init must be one of {POS_INITS}, got {self.pos_init!r}")
         if not self.pos_init_std >= 0:
             raise ValueError(f"pos_init_std must be >= 0, got {self.pos_init_std}")
+        if not self.pos_sincos_amplitude >= 0:
+            raise ValueError(f"pos_sincos_amplitude must be >= 0, got {self.pos_sincos_amplitude}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -261,8 +269,7 @@ class FIT(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for p in (self.pos_t, self.pos_h, self.pos_w):
-            nn.init.trunc_normal_(p, std=self.config.pos_init_std)
+        init_positional(self.config, self.pos_t, self.pos_h, self.pos_w)
         nn.init.trunc_normal_(self.latent_embed, std=0.02)
         nn.init.zeros_(self.self_cond_norm.weight)
         nn.init.zeros_(self.self_cond_norm.bias)
@@ -323,6 +330,35 @@ class FIT(nn.Module):
         out = self.out_proj(self.out_norm(patches))
         out = from_groups(out, cfg.patch_grid, cfg.group_size)
         return unpatchify(out, cfg.patch_size, cfg.out_channels), latents
+
+
+def sincos_table(positions: int, channels: int) -> torch.Tensor:
+    """(positions, channels) table [sin(p * w_k), cos(p * w_k)], w_k = 10000^(-k / (channels/2)) (MAE, DiT)."""
+    half = channels // 2
+    omega = 1.0 / 10000 ** (torch.arange(half, dtype=torch.float64) / max(half, 1))
+    angles = torch.arange(positions, dtype=torch.float64)[:, None] * omega[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+@torch.no_grad()
+def init_positional(cfg: FITConfig, pos_t: torch.Tensor, pos_h: torch.Tensor, pos_w: torch.Tensor) -> None:
+    """Initialise the learnable factorised positional embeddings in place.
+
+    "normal": each table ~ truncated N(0, pos_init_std^2), as ViT/RIN; the tables carry no structure.
+    "sincos": fixed-frequency sin/cos tables on disjoint thirds of the channels (time, height, width), so
+    their sum is the 3D sin/cos embedding of MAE/DiT: nearby positions start similar and a dot product
+    between two tokens depends on their offset, which attention can use from the first step.
+    """
+    tables = (pos_t, pos_h, pos_w)
+    if cfg.pos_init == "normal":
+        for table in tables:
+            nn.init.trunc_normal_(table, std=cfg.pos_init_std)
+        return
+    block = pos_t.shape[1] // 3 // 2 * 2
+    for axis, table in enumerate(tables):
+        table.zero_()
+        values = sincos_table(table.shape[0], block) * cfg.pos_sincos_amplitude
+        table[:, axis * block:(axis + 1) * block] = values.to(table)
 
 
 def count_parameters(module: nn.Module) -> int:

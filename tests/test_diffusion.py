@@ -163,11 +163,47 @@ def test_self_conditioning_two_passes_and_label_dropout():
     assert len(net.calls) == 1 and net.calls[0].carry is None and bool(net.calls[0].text_mask.all())
 
 
+class _RecordingEDM(SigmaInEDM):
+    """Keeps the per-sample losses of the last batch."""
+
+    def loss_from_output(self, *args, **kwargs):
+        self.per_sample = super().loss_from_output(*args, **kwargs)
+        return self.per_sample
+
+
+def test_images_get_their_own_sigma_in_only_when_configured():
+    torch.manual_seed(0)
+    net = _Conv().double()
+    x = torch.rand(6, 3, 4, 8, 8, dtype=torch.float64) * 2 - 1
+    fps = torch.tensor([24.0, math.inf, 24.0, math.inf, math.inf, 12.0], dtype=torch.float64)
+    base = _cond(6)
+    cond = make_conditioning(base.text.double(), base.text_mask, fps=fps, resolution=(8, 8))
+
+    def per_sample(config):
+        edm = _RecordingEDM(config)
+        training_loss(edm, net, x, cond, generator=torch.Generator().manual_seed(5))
+        return edm.per_sample
+
+    matched = per_sample(DiffusionConfig(sigma_in=4.0))
+    assert torch.equal(per_sample(DiffusionConfig(sigma_in=4.0, image_sigma_in=4.0)), matched)
+    split = per_sample(DiffusionConfig(sigma_in=4.0, image_sigma_in=1.0))
+    all_at_one = per_sample(DiffusionConfig(sigma_in=1.0))
+    images = torch.isinf(fps)
+    # images are trained exactly as with sigma_in 1, videos exactly as with sigma_in 4
+    torch.testing.assert_close(split[images], all_at_one[images], rtol=1e-12, atol=0)
+    torch.testing.assert_close(split[~images], matched[~images], rtol=1e-12, atol=0)
+    assert not torch.allclose(split[images], matched[images])
+    column = SigmaInEDM(DiffusionConfig(sigma_in=4.0, image_sigma_in=1.0)).training_sigma_in(x, fps)
+    assert column.shape == (6, 1, 1, 1, 1) and column.flatten().tolist() == [4.0, 1.0, 4.0, 1.0, 1.0, 4.0]
+
+
 def test_config_validation():
     from evalkit.config import from_dict
     from evalkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="sigma_data"):
         from_dict(DiffusionConfig, {"sigma_data": 0.0})
+    with pytest.raises(ConfigError, match="image_sigma_in"):
+        from_dict(DiffusionConfig, {"image_sigma_in": -1.0})
     with pytest.raises(ConfigError, match="loss_form"):
         from_dict(DiffusionConfig, {"loss_form": "v"})

@@ -1,5 +1,6 @@
 """FIT network: token/group bookkeeping (odd sizes), shapes, locality, self-conditioning, Table 8 sizes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -204,3 +205,24 @@ def test_positional_embeddings_start_at_the_configured_scale():
     assert torch.equal(default.latent_embed, wide.latent_embed)   # only the positional scale changes
     with pytest.raises(ValueError, match="pos_init_std"):
         small(pos_init_std=-0.1)
+
+
+def test_sincos_positional_init_is_the_mae_table_on_disjoint_channel_thirds():
+    cfg = small(patch_width=32, patch_head_dim=8, pos_init="sincos", pos_sincos_amplitude=0.5)
+    net = FIT(cfg)
+    block = 32 // 3 // 2 * 2                       # 10 channels per axis, the last 2 channels stay zero
+    for axis, table in enumerate((net.pos_t, net.pos_h, net.pos_w)):
+        positions = np.arange(table.shape[0], dtype=np.float64)
+        omega = 1.0 / 10000 ** (np.arange(block // 2) / (block / 2))       # MAE's get_1d_sincos_pos_embed
+        expected = 0.5 * np.concatenate([np.sin(np.outer(positions, omega)), np.cos(np.outer(positions, omega))], 1)
+        got = table.detach().double().numpy()
+        np.testing.assert_allclose(got[:, axis * block:(axis + 1) * block], expected, atol=1e-6)
+        assert not got[:, :axis * block].any() and not got[:, (axis + 1) * block:].any()
+    # the property attention can use: the similarity of two positions depends only on their offset
+    gram = net.pos_w @ net.pos_w.T
+    offsets = torch.arange(net.pos_w.shape[0])
+    for d in range(1, net.pos_w.shape[0]):
+        diag = gram[offsets[:-d], offsets[d:]]
+        assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-5)
+    with pytest.raises(ValueError, match="pos_init"):
+        small(pos_init="learned")

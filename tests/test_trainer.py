@@ -273,9 +273,9 @@ def test_train_command(tmp_path, capsys):
 
 
 def test_shipped_configs_parse():
-    root = Path(__file__).resolve().parents[1] / "configs" / "train"
-    files = sorted(root.glob("*.yaml"))
-    assert files, f"no training configs in {root}"
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted([*(root / "train").glob("*.yaml"), *(root / "ablation").glob("train-*.yaml")])
+    assert len(files) > 5, f"training configs missing under {root}"
     for f in files:
         cfg = load_config(TrainConfig, f)
         assert cfg.steps > 0 and cfg.batch_size % 1 == 0
