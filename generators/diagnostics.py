@@ -12,20 +12,36 @@ noisy input are printed as bars, from weakest to strongest:
 At high sigma a denoiser can only use the caption, so it should approach the background bar; a
 denoiser that stays near that bar at sigma 1 to 3 has learned colours but not where things are.
 
+``--draws N`` adds the variance of D over N noise draws of the same clips: the part of its output that
+follows the noisy input. A network that stays near the background bar with this part near zero ignores
+its input at that sigma and paints a caption-only guess.
+
+``--posterior-pool K`` adds what a denoiser that knows the caption can reach at each sigma: the exact
+posterior mean of the clip given its noisy version, under the distribution of K clips rendered from the
+clip's own attributes (shape, colour, motion, speed, background) with fresh nuisance seeds (position,
+radius, jitter). It is an estimator like any other, so the best caption-conditioned denoiser does at
+least as well on average; with a finite pool it is weakest at low sigma, where it can only return the
+nearest pool clip.
+
     python -m evalkit.generators.diagnostics fit-tiny-shapes            # shipped name or weights file
     python -m evalkit.generators.diagnostics runs/train/unet/export.safetensors --clips 32
+    python -m evalkit.generators.diagnostics fit-tiny-shapes --draws 4 --posterior-pool 4096
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 
 import torch
 
 from evalkit.datasets.shapes.dataset import ShapesTrainingData
+from evalkit.datasets.shapes.render import render_batch
 from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.snapvideo import crop_clips, pad_clips, videos_to_clips
+from evalkit.seeding import numpy_rng, sample_seed
 from evalkit.video import VideoSpec
 
 DEFAULT_SIGMAS = (0.05, 0.2, 0.5, 1.0, 3.0, 10.0, 40.0)
@@ -48,6 +64,67 @@ def denoiser_error(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[floa
         if crop is not None:
             d = crop_clips(d, *crop)
         out[float(s)] = float(((d - ref) ** 2).mean())
+    return out
+
+
+@torch.no_grad()
+def caption_posterior_errors(data: ShapesTrainingData, indices: list[int], sigmas: tuple[float, ...], *,
+                             sigma_in: float, pool: int, seed: int = 0, chunk: int = 256) -> dict[float, float]:
+    """MSE per sigma of the posterior mean of each clip given x/sigma_in + sigma*eps and its attributes.
+
+    The prior is the empirical distribution of ``pool`` clips rendered from the clip's own attributes with
+    fresh render seeds; weights exp(-|y - p_i/sigma_in|^2 / (2 sigma^2)) are accumulated over pool chunks
+    with a running maximum (float64), so memory stays at one chunk. Clips in [-1, 1], unpadded.
+    """
+    if pool < 1:
+        raise ValueError(f"pool must be >= 1, got {pool}")
+    noise = torch.Generator().manual_seed(seed)
+    errors: dict[float, list[float]] = {float(s): [] for s in sigmas}
+    for index in indices:
+        attrs, render_seed, fps, _ = data.draw(index)
+        spec = dataclasses.replace(data.spec, fps=fps)
+        x = (render_batch([attrs], [render_seed], spec)[0].double() / 127.5 - 1).reshape(-1)
+        noisy = {s: x / sigma_in + s * torch.randn(x.shape, generator=noise, dtype=torch.float64) for s in errors}
+        running = {s: [torch.tensor(-math.inf, dtype=torch.float64), torch.zeros_like(x), 0.0] for s in errors}
+        seeds = numpy_rng(sample_seed(seed, index, "diagnostics/posterior-pool")).integers(0, 2**62, pool)
+        for start in range(0, pool, chunk):
+            clips = render_batch([attrs] * len(seeds[start:start + chunk]),
+                                 [int(v) for v in seeds[start:start + chunk]], spec)
+            p = clips.reshape(clips.shape[0], -1).double() / 127.5 - 1
+            p_scaled_sq = (p / sigma_in).square().sum(1)
+            for s, (top, weighted, total) in running.items():
+                # -|y - p/si|^2 / (2 s^2) up to a term constant in p, which cancels in the normalisation
+                log_w = (2 * (p @ noisy[s]) / sigma_in - p_scaled_sq) / (2 * s * s)
+                new_top = torch.maximum(top, log_w.max())
+                rescale = torch.exp(top - new_top)
+                w = torch.exp(log_w - new_top)
+                running[s] = [new_top, weighted * rescale + w @ p, total * rescale + w.sum()]
+        for s, (_, weighted, total) in running.items():
+            errors[s].append(float(((weighted / total - x) ** 2).mean()))
+    return {s: sum(v) / len(v) for s, v in errors.items()}
+
+
+@torch.no_grad()
+def input_dependence(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[float, ...], *, sigma_in: float,
+                     draws: int = 4, crop: tuple[int, int] | None = None, seed: int = 1) -> dict[float, float]:
+    """Variance of D across ``draws`` noise draws for the same clips, averaged over pixels, per sigma.
+
+    It splits the error into the part that moves with the noisy input and the part that does not: near
+    zero, the network returns the same clip whatever it is given (a caption-only prediction), however
+    much the input says about where things are.
+    """
+    if draws < 2:
+        raise ValueError(f"draws must be >= 2 to measure a variance, got {draws}")
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for s in sigmas:
+        sigma = torch.full((clips.shape[0],), float(s))
+        preds = []
+        for _ in range(draws):
+            eps = torch.randn(clips.shape, generator=g)
+            d, _ = diffusion.denoise(net, diffusion.add_noise(clips, sigma, eps, sigma_in), sigma, cond, sigma_in)
+            preds.append(crop_clips(d, *crop) if crop is not None else d)
+        out[float(s)] = float(torch.stack(preds).var(dim=0, unbiased=True).mean())
     return out
 
 
@@ -79,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=16, help="held-out shapes clips (default 16)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=list(DEFAULT_SIGMAS))
     parser.add_argument("--seed", type=int, default=12345, help="shapes stream seed (not a training seed)")
+    parser.add_argument("--draws", type=int, default=0, metavar="N",
+                        help="also print the variance of D over N noise draws (>= 2), the part of the error "
+                             "that follows the input (default off)")
+    parser.add_argument("--posterior-pool", type=int, default=0, metavar="K",
+                        help="also print the caption-aware posterior bar from K rendered clips per clip "
+                             "(4096: about 15 s per clip on one core; default off)")
     args = parser.parse_args(argv)
     gen, model = _load(args.checkpoint)
     frames, height, width = model.clip_shape
@@ -92,9 +175,17 @@ def main(argv: list[str] | None = None) -> int:
                              resolution=(height, width))
     errors = denoiser_error(model.diffusion, model.net, clips, cond, tuple(args.sigmas), sigma_in=model.sigma_in,
                             crop=(height, width))
-    print(f"{'sigma':>8}  {'MSE of D':>9}")
-    for s, e in errors.items():
-        print(f"{s:>8g}  {e:>9.4f}")
+    columns = {"MSE of D": errors}
+    if args.draws:
+        columns[f"input-dependent part ({args.draws} draws)"] = input_dependence(
+            model.diffusion, model.net, clips, cond, tuple(args.sigmas), sigma_in=model.sigma_in, draws=args.draws,
+            crop=(height, width))
+    if args.posterior_pool:
+        columns[f"caption-aware posterior ({args.posterior_pool} clips)"] = caption_posterior_errors(
+            data, list(range(args.clips)), tuple(args.sigmas), sigma_in=model.sigma_in, pool=args.posterior_pool)
+    print(f"{'sigma':>8}" + "".join(f"  {name}" for name in columns))
+    for s in errors:
+        print(f"{s:>8g}" + "".join(f"  {values[s]:>{len(name)}.4f}" for name, values in columns.items()))
     print("predictions that ignore the noisy input:")
     for name, e in reference_errors(crop_clips(clips, height, width)).items():
         print(f"  {name:<27} {e:.4f}")

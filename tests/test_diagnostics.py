@@ -65,3 +65,58 @@ def test_reference_errors_against_numpy():
     # a clip that is its background colour everywhere scores zero against its median colour
     flat_clip = torch.full((1, 3, 2, 4, 4), 0.5)
     assert reference_errors(flat_clip)["each clip's median colour"] == 0.0
+
+
+def test_caption_posterior_matches_a_direct_softmax_and_ignores_chunking():
+    import numpy as np
+    from scipy.special import softmax
+
+    from evalkit.datasets.shapes.dataset import ShapesTrainingData
+    from evalkit.datasets.shapes.render import render_batch
+    from evalkit.generators.diagnostics import caption_posterior_errors
+    from evalkit.seeding import numpy_rng, sample_seed
+    from evalkit.video import VideoSpec
+
+    spec = VideoSpec(frames=3, height=12, width=16, fps=8.0)
+    data = ShapesTrainingData(spec, image_ratio=0.0, seed=5, length=100)
+    sigmas, si, pool = (0.3, 2.0, 1e4), 2.0, 11
+    got = caption_posterior_errors(data, [0, 1], sigmas, sigma_in=si, pool=pool, seed=9, chunk=4)
+    one_chunk = caption_posterior_errors(data, [0, 1], sigmas, sigma_in=si, pool=pool, seed=9, chunk=pool)
+    assert got.keys() == one_chunk.keys() and all(abs(got[s] - one_chunk[s]) < 1e-12 for s in sigmas)
+
+    noise = torch.Generator().manual_seed(9)
+    want = {s: [] for s in sigmas}
+    for index in (0, 1):
+        attrs, render_seed, _, _ = data.draw(index)
+        x = render_batch([attrs], [render_seed], spec)[0].double().numpy().reshape(-1) / 127.5 - 1
+        seeds = numpy_rng(sample_seed(9, index, "diagnostics/posterior-pool")).integers(0, 2**62, pool)
+        p = render_batch([attrs] * pool, [int(v) for v in seeds], spec).double().numpy().reshape(pool, -1) / 127.5 - 1
+        for s in sigmas:
+            y = x / si + s * torch.randn(x.shape, generator=noise, dtype=torch.float64).numpy()
+            w = softmax(-((y[None] - p / si) ** 2).sum(1) / (2 * s * s))
+            want[s].append(((w @ p - x) ** 2).mean())
+        # at an enormous sigma the posterior is the pool's plain mean
+        assert np.allclose(softmax(-((y[None] - p / si) ** 2).sum(1) / (2 * 1e4 ** 2)), 1 / pool, rtol=1e-2)
+    for s in sigmas:
+        assert abs(got[s] - float(np.mean(want[s]))) < 1e-9 * max(1.0, got[s]), (s, got[s], want[s])
+
+
+def test_input_dependence_is_the_variance_over_draws_of_the_skip_path():
+    from evalkit.generators.diagnostics import input_dependence
+
+    clips = torch.rand(2, 3, 2, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    cond = make_conditioning(torch.zeros(2, 2, 8), torch.ones(2, 2, dtype=torch.bool), fps=24.0, resolution=(4, 4))
+    diffusion = SigmaInEDM(DiffusionConfig())
+    sigmas, si = (0.5, 3.0), 2.0
+    got = input_dependence(diffusion, _zero_net, clips, cond, sigmas, sigma_in=si, draws=3, seed=4)
+    g = torch.Generator().manual_seed(4)
+    for s in sigmas:
+        c_skip = si / (si * s ** 2 + 1)
+        eps = torch.stack([torch.randn(clips.shape, generator=g) for _ in range(3)])
+        want = float((c_skip * s * eps).var(dim=0, unbiased=True).mean())   # x/si cancels out of the variance
+        assert abs(got[s] - want) < 1e-6 * max(1.0, want), (s, got[s], want)
+
+    def caption_only(x_in, c_noise, cond):   # ignores its input: only the skip path varies
+        return torch.ones_like(x_in) * 0.3
+
+    assert input_dependence(diffusion, caption_only, clips, cond, (1e4,), sigma_in=si, draws=2)[1e4] < 1e-7

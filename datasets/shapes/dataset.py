@@ -143,6 +143,10 @@ class ShapesTrainingData(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def draw(self, index: int) -> tuple[ShapeAttributes, int, float, bool]:
+        """What item ``index`` shows: (attributes, render seed, fps, is_image); ``batch`` renders it."""
+        return self._draw(index)
+
     def _draw(self, index: int) -> tuple[ShapeAttributes, int, float, bool]:
         rng = numpy_rng(sample_seed(self.seed, index, f"shapes/{self.config.split}/train"))
         is_image = bool(rng.uniform() < self.image_ratio)
