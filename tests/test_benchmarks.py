@@ -16,7 +16,7 @@ def bench_path(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
     yield
-    for name in ("metrics_throughput", "sampling"):
+    for name in ("metrics_throughput", "sampling", "detector_compile"):
         sys.modules.pop(name, None)
 
 
@@ -52,3 +52,15 @@ def test_sampling_benchmark_counts_evaluations(bench_path, tmp_path):
     assert modes["guidance, batched"]["net_calls"] == 3
     assert modes["guidance, two forwards"]["net_calls"] == 6
     assert modes["guidance, batched"]["evaluations"] == modes["guidance, two forwards"]["evaluations"] == 12
+
+
+@pytest.mark.heavy
+def test_detector_compile_gives_the_same_features(bench_path, tmp_path):
+    import detector_compile  # inductor compiles Inception: about a minute on two cores
+
+    out = tmp_path / "compile.json"
+    assert detector_compile.main(["--batch", "1", "--size", "32", "--repeats", "1", "--threads", "1",
+                                  "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["form"] for r in result["rows"]] == ["fast form", "fast form + torch.compile"]
+    assert result["feature_max_rel_diff"] < 1e-4
