@@ -58,13 +58,22 @@ def denoiser_error(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[floa
     ref = crop_clips(clips, *crop) if crop is not None else clips
     out = {}
     for s in sigmas:
-        eps = torch.randn(clips.shape, generator=g)
-        sigma = torch.full((clips.shape[0],), float(s))
-        d, _ = diffusion.denoise(net, diffusion.add_noise(clips, sigma, eps, sigma_in), sigma, cond, sigma_in)
-        if crop is not None:
-            d = crop_clips(d, *crop)
+        d = _denoise_noisy(diffusion, net, clips, cond, float(s), torch.randn(clips.shape, generator=g),
+                           sigma_in=sigma_in, crop=crop)
         out[float(s)] = float(((d - ref) ** 2).mean())
     return out
+
+
+def _denoise_noisy(diffusion, net, clips: torch.Tensor, cond, sigma: float, eps: torch.Tensor, *,
+                   sigma_in: float, crop: tuple[int, int] | None) -> torch.Tensor:
+    """D(clips/sigma_in + sigma * eps), cropped to ``crop`` (height, width) when given."""
+    level = torch.full((clips.shape[0],), sigma)
+    d, _ = diffusion.denoise(net, diffusion.add_noise(clips, level, eps, sigma_in), level, cond, sigma_in)
+    return crop_clips(d, *crop) if crop is not None else d
+
+def _flat_pixels(videos: torch.Tensor) -> torch.Tensor:
+    """uint8 videos (B, ...) -> float64 (B, N) in [-1, 1], in double so the pool weights lose nothing."""
+    return videos.reshape(videos.shape[0], -1).double() / 127.5 - 1
 
 
 @torch.no_grad()
@@ -83,14 +92,13 @@ def caption_posterior_errors(data: ShapesTrainingData, indices: list[int], sigma
     for index in indices:
         attrs, render_seed, fps, _ = data.draw(index)
         spec = dataclasses.replace(data.spec, fps=fps)
-        x = (render_batch([attrs], [render_seed], spec)[0].double() / 127.5 - 1).reshape(-1)
+        x = _flat_pixels(render_batch([attrs], [render_seed], spec))[0]
         noisy = {s: x / sigma_in + s * torch.randn(x.shape, generator=noise, dtype=torch.float64) for s in errors}
         running = {s: [torch.tensor(-math.inf, dtype=torch.float64), torch.zeros_like(x), 0.0] for s in errors}
         seeds = numpy_rng(sample_seed(seed, index, "diagnostics/posterior-pool")).integers(0, 2**62, pool)
         for start in range(0, pool, chunk):
-            clips = render_batch([attrs] * len(seeds[start:start + chunk]),
-                                 [int(v) for v in seeds[start:start + chunk]], spec)
-            p = clips.reshape(clips.shape[0], -1).double() / 127.5 - 1
+            chunk_seeds = [int(v) for v in seeds[start:start + chunk]]
+            p = _flat_pixels(render_batch([attrs] * len(chunk_seeds), chunk_seeds, spec))
             p_scaled_sq = (p / sigma_in).square().sum(1)
             for s, (top, weighted, total) in running.items():
                 # -|y - p/si|^2 / (2 s^2) up to a term constant in p, which cancels in the normalisation
@@ -118,12 +126,8 @@ def input_dependence(diffusion, net, clips: torch.Tensor, cond, sigmas: tuple[fl
     g = torch.Generator().manual_seed(seed)
     out = {}
     for s in sigmas:
-        sigma = torch.full((clips.shape[0],), float(s))
-        preds = []
-        for _ in range(draws):
-            eps = torch.randn(clips.shape, generator=g)
-            d, _ = diffusion.denoise(net, diffusion.add_noise(clips, sigma, eps, sigma_in), sigma, cond, sigma_in)
-            preds.append(crop_clips(d, *crop) if crop is not None else d)
+        preds = [_denoise_noisy(diffusion, net, clips, cond, float(s), torch.randn(clips.shape, generator=g),
+                                sigma_in=sigma_in, crop=crop) for _ in range(draws)]
         out[float(s)] = float(torch.stack(preds).var(dim=0, unbiased=True).mean())
     return out
 

@@ -93,18 +93,17 @@ class SigmaInEDM:
             raise InputError(f"expected a clip batch (B, C, T, H, W), got shape {tuple(x.shape)}")
         return self.sigma_in_for(x.shape[2], x.shape[4])
 
-    def training_sigma_in(self, x: torch.Tensor, fps: torch.Tensor) -> float | torch.Tensor:
+    def training_sigma_in(self, x: torch.Tensor, cond: Conditioning) -> float | torch.Tensor:
         """sigma_in of each training sample: one value for the batch, or a (B, 1, 1, 1, 1) column.
 
-        Images (``fps`` inf) share the videos' sigma_in, the paper's modality matching, unless
-        ``image_sigma_in`` gives them their own (Table 3's "images not treated as videos" row: 1 for images,
-        s * sqrt(T) for videos). Every coefficient broadcasts against the column.
+        Images (``cond.is_image``: fps inf) share the videos' sigma_in, the paper's modality matching,
+        unless ``image_sigma_in`` gives them their own (Table 3's "images not treated as videos" row: 1 for
+        images, s * sqrt(T) for videos). Every coefficient broadcasts against the column.
         """
         si = self.sigma_in_of(x)
         if self.config.image_sigma_in is None:
             return si
-        is_image = torch.isinf(torch.as_tensor(fps, device=x.device).reshape(-1).expand(x.shape[0]))
-        column = torch.where(is_image, self.config.image_sigma_in, si).to(x.dtype)
+        column = torch.where(cond.is_image.to(x.device), self.config.image_sigma_in, si).to(x.dtype)
         return _col(column, x.ndim)
 
     # -- coefficients ---------------------------------------------------------------------------
@@ -202,7 +201,7 @@ def training_loss(
     on the second pass only. All randomness except network dropout comes from ``generator``.
     """
     b, device = x.shape[0], x.device
-    si = diffusion.training_sigma_in(x, cond.fps)
+    si = diffusion.training_sigma_in(x, cond)
     sigma = diffusion.sample_sigma(b, generator, device=device).to(x.dtype)
     eps = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
     x_sigma = diffusion.add_noise(x, sigma, eps, si)

@@ -193,7 +193,7 @@ def test_images_get_their_own_sigma_in_only_when_configured():
     torch.testing.assert_close(split[images], all_at_one[images], rtol=1e-12, atol=0)
     torch.testing.assert_close(split[~images], matched[~images], rtol=1e-12, atol=0)
     assert not torch.allclose(split[images], matched[images])
-    column = SigmaInEDM(DiffusionConfig(sigma_in=4.0, image_sigma_in=1.0)).training_sigma_in(x, fps)
+    column = SigmaInEDM(DiffusionConfig(sigma_in=4.0, image_sigma_in=1.0)).training_sigma_in(x, cond)
     assert column.shape == (6, 1, 1, 1, 1) and column.flatten().tolist() == [4.0, 1.0, 4.0, 1.0, 1.0, 4.0]
 
 

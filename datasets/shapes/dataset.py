@@ -145,9 +145,6 @@ class ShapesTrainingData(torch.utils.data.Dataset):
 
     def draw(self, index: int) -> tuple[ShapeAttributes, int, float, bool]:
         """What item ``index`` shows: (attributes, render seed, fps, is_image); ``batch`` renders it."""
-        return self._draw(index)
-
-    def _draw(self, index: int) -> tuple[ShapeAttributes, int, float, bool]:
         rng = numpy_rng(sample_seed(self.seed, index, f"shapes/{self.config.split}/train"))
         is_image = bool(rng.uniform() < self.image_ratio)
         fps = float(rng.choice(self.fps_choices)) if self.fps_choices else float(self.spec.fps)
@@ -157,7 +154,7 @@ class ShapesTrainingData(torch.utils.data.Dataset):
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
         """Vectorised items: videos uint8 (B, T, H, W, 3), captions, fps (B,) float, is_image (B,) bool."""
-        draws = [self._draw(int(i)) for i in indices]
+        draws = [self.draw(int(i)) for i in indices]
         videos = torch.empty((len(indices), *self.spec.shape), dtype=torch.uint8)
         by_fps: dict[float, list[int]] = {}
         for k, (_, _, fps, _) in enumerate(draws):
