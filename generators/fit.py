@@ -1,9 +1,10 @@
 """Snap Video FIT: a far-reaching interleaved transformer over 1x4x4 video patches (section 3.4).
 
 Data flow of one call ``FIT(x_in, c_noise, cond) -> (F, latents)``:
-patchify (B, C, T, H, W) into 1x4x4 patches -> linear projection + learnable (factorised t/h/w)
-positional embeddings -> split into G groups, each spanning ALL frames and a spatial window -> L
-latent tokens (learned embedding + self-conditioning from the previous call's latents) -> N blocks of
+patchify (B, C, T, H, W) into 1x4x4 patches -> linear projection (or, with ``embed_kernel``, a strided
+convolution that also reads the neighbouring pixels) + learnable (factorised t/h/w) positional
+embeddings -> split into G groups, each spanning ALL frames and a spatial window -> L latent tokens
+(learned embedding + self-conditioning from the previous call's latents) -> N blocks of
 
     1. conditioning read: latents cross-attend to [text tokens, sigma, frame rate, resolution(, aug)]; FF
     2. group-wise read: each group's L/G latents cross-attend to that group's patch tokens; FF
@@ -61,6 +62,7 @@ class FITConfig:
     pos_init: str = "normal"           # initial positional embeddings: "normal" or "sincos" (see init_positional)
     pos_init_std: float = 0.02         # pos_init "normal": standard deviation of each of the t/h/w tables
     pos_sincos_amplitude: float = 1.0  # pos_init "sincos": multiplier of the sin/cos tables
+    embed_kernel: list[int] | None = None  # (T, H, W) pixels each patch token is embedded from; None = the patch
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "group_size"):
@@ -75,6 +77,11 @@ class FITConfig:
                          self.num_latents, where="FITConfig")
         except InputError as exc:
             raise ValueError(str(exc)) from None
+        if self.embed_kernel is not None:
+            kernel, patch = self.embed_kernel, self.patch_size
+            if len(kernel) != 3 or any(int(k) < int(p) or (int(k) - int(p)) % 2 for k, p in zip(kernel, patch)):
+                raise ValueError(f"embed_kernel must be three sizes (T, H, W), each at least the patch size {patch} "
+                                 f"and larger by an even number (centred on its patch), got {kernel}")
         if self.pos_init not in POS_INITS:
             raise ValueError(f"pos_init must be one of {POS_INITS}, got {self.pos_init!r}")
         if not self.pos_init_std >= 0:
@@ -164,6 +171,53 @@ def from_groups(groups: torch.Tensor, grid: tuple[int, int, int], group: tuple[i
 
 # -- layers -------------------------------------------------------------------------------------
 
+class PatchEmbedding(nn.Module):
+    """(B, C, T, H, W) -> (B, Tp, Hp, Wp, width) patch tokens.
+
+    Without ``kernel`` (the paper's FIT) each token is a linear map of its own 1x4x4 patch. With a larger
+    ``kernel`` it is a strided convolution centred on the patch (zero padding at the clip's edges), so a
+    token also reads its neighbours: at high noise one patch holds too little signal to say whether it is
+    part of a shape, and a token that pools a neighbourhood in space and time does (docs/training.md).
+    Parameters are ``weight`` and ``bias`` as in ``nn.Linear``, so checkpoints keep their names.
+    """
+
+    def __init__(self, channels: int, width: int, patch: list[int], kernel: list[int] | None = None):
+        super().__init__()
+        self.patch = tuple(int(p) for p in patch)
+        self.kernel = tuple(int(k) for k in kernel) if kernel is not None else None
+        if self.kernel is None:
+            default = nn.Linear(channels * self.patch[0] * self.patch[1] * self.patch[2], width)
+        else:
+            default = nn.Conv3d(channels, width, self.kernel)
+        self.patch_fan_in = channels * self.patch[0] * self.patch[1] * self.patch[2]
+        self.weight, self.bias = default.weight, default.bias
+
+    def reset_parameters(self) -> None:
+        """Weights ~ N(0, 0.02^2) for a patch; a larger kernel scaled down so tokens start at the same size."""
+        fan_in = self.weight[0].numel()
+        nn.init.trunc_normal_(self.weight, std=0.02 * (self.patch_fan_in / fan_in) ** 0.5)
+        nn.init.zeros_(self.bias)
+
+    def centred(self, linear_weight: torch.Tensor) -> torch.Tensor:
+        """This embedding's weight that computes exactly what a linear patch embedding's weight computes.
+
+        The patch's weights sit at the centre of the kernel, the neighbours' weights are zero: a network
+        trained with the paper's embedding continues training with a wider one from the same function.
+        """
+        channels = self.weight.shape[1]
+        out = torch.zeros_like(self.weight)
+        start = [(k - p) // 2 for k, p in zip(self.kernel, self.patch)]
+        window = tuple(slice(s, s + p) for s, p in zip(start, self.patch))
+        out[(slice(None), slice(None), *window)] = linear_weight.reshape(out.shape[0], channels, *self.patch)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel is None:
+            return F.linear(patchify(x, self.patch), self.weight, self.bias)
+        padding = tuple((k - p) // 2 for k, p in zip(self.kernel, self.patch))
+        return F.conv3d(x, self.weight, self.bias, stride=self.patch, padding=padding).permute(0, 2, 3, 4, 1)
+
+
 class Attention(nn.Module):
     """Pre-LN multi-head attention; with ``context_dim`` it is cross-attention (keys/values normalised too)."""
 
@@ -244,9 +298,8 @@ class FIT(nn.Module):
         super().__init__()
         cfg = self.config = config or FITConfig()
         tp, hp, wp = cfg.patch_grid
-        patch_dim = (cfg.in_channels + cfg.lowres_channels) * cfg.patch_size[0] * cfg.patch_size[1] * cfg.patch_size[2]
         dp, dl = cfg.patch_width, cfg.latent_width
-        self.patch_embed = nn.Linear(patch_dim, dp)
+        self.patch_embed = PatchEmbedding(cfg.in_channels + cfg.lowres_channels, dp, cfg.patch_size, cfg.embed_kernel)
         self.pos_t = nn.Parameter(torch.zeros(tp, dp))
         self.pos_h = nn.Parameter(torch.zeros(hp, dp))
         self.pos_w = nn.Parameter(torch.zeros(wp, dp))
@@ -266,6 +319,8 @@ class FIT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
+            elif isinstance(m, PatchEmbedding):
+                m.reset_parameters()
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -317,7 +372,7 @@ class FIT(nn.Module):
         b = x_in.shape[0]
         if cfg.lowres_channels:
             x_in = torch.cat([x_in, cond.lowres.to(x_in.dtype)], dim=1)
-        tokens = self.patch_embed(patchify(x_in, cfg.patch_size))
+        tokens = self.patch_embed(x_in)
         tokens = tokens + self.pos_t[:, None, None] + self.pos_h[None, :, None] + self.pos_w[None, None, :]
         patches = to_groups(tokens, cfg.group_size)
         latents = self.initial_latents(cond.carry, b)
@@ -359,6 +414,16 @@ def init_positional(cfg: FITConfig, pos_t: torch.Tensor, pos_h: torch.Tensor, po
         table.zero_()
         values = sincos_table(table.shape[0], block) * cfg.pos_sincos_amplitude
         table[:, axis * block:(axis + 1) * block] = values.to(table)
+
+
+def widen_patch_embeddings(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with linear patch-embedding weights rewritten for ``model``'s wider kernels (``centred``)."""
+    state = dict(state)
+    for name, module in model.named_modules():
+        key = f"{name}.weight" if name else "weight"
+        if isinstance(module, PatchEmbedding) and module.kernel is not None and key in state and state[key].ndim == 2:
+            state[key] = module.centred(state[key].to(module.weight))
+    return state
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -48,6 +48,7 @@ from evalkit.generators.checkpoints import (
     save_weights,
     training_cost,
 )
+from evalkit.generators.fit import widen_patch_embeddings
 from evalkit.generators.lamb import Lamb, param_groups_no_decay
 from evalkit.generators.schedules import EMA, WarmupCosine
 from evalkit.generators.text_encoders import TextEncoder, build_text_encoder
@@ -390,6 +391,7 @@ class Trainer:
 
     def _init_weights(self, path: Path) -> None:
         state, meta = load_weights(path)
+        state = widen_patch_embeddings(self.model, state)
         self.init_record = {"file": path.name, "training": training_cost(meta)}
         own = self.model.state_dict()
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

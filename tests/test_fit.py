@@ -9,12 +9,14 @@ from evalkit.generators.conditioning import make_conditioning
 from evalkit.generators.fit import (
     FIT,
     FITConfig,
+    PatchEmbedding,
     check_layout,
     count_parameters,
     from_groups,
     patchify,
     to_groups,
     unpatchify,
+    widen_patch_embeddings,
 )
 from evalkit.generators.model_configs import PAPER_PARAMETERS, model_config
 
@@ -226,3 +228,38 @@ def test_sincos_positional_init_is_the_mae_table_on_disjoint_channel_thirds():
         assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-5)
     with pytest.raises(ValueError, match="pos_init"):
         small(pos_init="learned")
+
+
+def test_wider_embedding_kernel_reads_exactly_its_centred_window():
+    torch.manual_seed(0)
+    embed = PatchEmbedding(3, 8, [1, 4, 4], kernel=[3, 8, 12])
+    x = torch.randn(1, 3, 5, 12, 20)
+    tokens = embed(x)
+    assert tokens.shape == (1, 5, 3, 5, 8)
+    # token (t=2, h=1, w=2) covers frames 1..3, rows 4-2..8+2, columns 8-4..12+4, zero outside the clip
+    t, h, w = 2, 1, 2
+    window = x[0, :, t - 1:t + 2, 4 * h - 2:4 * h + 6, 4 * w - 4:4 * w + 8]
+    expected = torch.einsum("octhw,cthw->o", embed.weight.double(), window.double()) + embed.bias.double()
+    torch.testing.assert_close(tokens[0, t, h, w].double(), expected, atol=1e-5, rtol=0)
+    edge = torch.nn.functional.pad(x, (4, 4, 2, 2, 1, 1))[0, :, 0:3, 0:8, 0:12]        # token (0, 0, 0)
+    expected = torch.einsum("octhw,cthw->o", embed.weight.double(), edge.double()) + embed.bias.double()
+    torch.testing.assert_close(tokens[0, 0, 0, 0].double(), expected, atol=1e-5, rtol=0)
+
+
+def test_linear_weights_widened_to_a_kernel_compute_the_same_network():
+    torch.manual_seed(0)
+    paper, wide = FIT(small()), FIT(small(embed_kernel=[3, 12, 12]))
+    assert wide.patch_embed.weight.shape == (16, 3, 3, 12, 12)
+    wide.load_state_dict(widen_patch_embeddings(wide, paper.state_dict()))
+    x, c = torch.randn(2, 3, 3, 12, 20), cond_for(2, paper.config)
+    torch.testing.assert_close(wide(x, torch.full((2,), 0.3), c)[0], paper(x, torch.full((2,), 0.3), c)[0],
+                               atol=1e-5, rtol=1e-5)
+    # the paper's embedding is a plain linear map of each patch
+    torch.testing.assert_close(paper.patch_embed(x), patchify(x, (1, 4, 4)) @ paper.patch_embed.weight.T
+                               + paper.patch_embed.bias)
+
+
+@pytest.mark.parametrize("kernel", [[1, 2, 4], [1, 5, 4], [2, 4]])
+def test_embedding_kernel_must_cover_and_centre_on_the_patch(kernel):
+    with pytest.raises(ValueError, match="embed_kernel"):
+        small(embed_kernel=kernel)

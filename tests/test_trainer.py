@@ -344,3 +344,37 @@ def test_trains_snapvideo_fit_on_shapes_and_the_generator_loads_the_export(tmp_p
     monkeypatch.setattr(model_configs, "MODEL_CONFIGS", changed)
     again = SnapVideoGenerator(from_dict(SnapVideoConfig, {"checkpoint": str(path), "steps": 2}))
     assert torch.equal(again.generate(["a red circle moving left"], [0], spec), videos)
+
+
+def test_init_from_widens_a_linear_patch_embedding_to_the_same_function(tmp_path):
+    """``init_from`` into a network with ``fit.embed_kernel`` starts from the file's function exactly."""
+    from evalkit.generators.conditioning import make_conditioning
+    from evalkit.generators.fit import FIT
+
+    def fit_config(**fit):
+        return from_dict(TrainConfig, {
+            "model": {"name": "snapvideo-fit", "params": {"model": {**TINY_FIT, "fit": {**TINY_FIT["fit"], **fit}}}},
+            "data": {"name": "shapes", "frames": 4, "height": 8, "width": 16, "fps": 24.0, "params": {"pool": 4}},
+            "text_encoder": {"name": "hashed", "params": {"dim": 8, "max_length": 8}},
+            "steps": 2, "batch_size": 2, "device": "cpu", "log_every": 1,
+        })
+
+    first = Trainer(fit_config(), tmp_path / "first", progress=False)
+    first.run()
+    start = first.export(tmp_path / "first.safetensors", dtype="float32")
+    wide_config = fit_config(embed_kernel=[3, 8, 12])
+    wide_config.init_from = str(start)
+    wide = Trainer(wide_config, tmp_path / "wide", progress=False)
+
+    def network(model):
+        return next(m for m in model.modules() if isinstance(m, FIT)).eval()
+
+    paper_net, wide_net = network(first.ema.module), network(wide.model)
+    assert wide_net.patch_embed.weight.shape == (16, 3, 3, 8, 12)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 8, 16, generator=gen)
+    cond = make_conditioning(torch.randn(2, 5, 8, generator=gen), torch.ones(2, 5, dtype=torch.bool),
+                             fps=24.0, resolution=(8, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(wide_net(x, torch.full((2,), 0.1), cond)[0],
+                                   paper_net(x, torch.full((2,), 0.1), cond)[0], atol=1e-5, rtol=1e-5)
