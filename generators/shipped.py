@@ -18,9 +18,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "293771657251ccd74aeeb7e13dec848744adb532b132af8276d03a689fed1f62",
+        "057b60241e0c90b58e785cdb823c60a52fc9d97e206841a44f87787953dc1d75",
         ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml",
-         "configs/train/fit-tiny-shapes-continue-2.yaml"),
+         "configs/train/fit-tiny-shapes-continue-2.yaml", "configs/train/fit-tiny-shapes-continue-3.yaml"),
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
     "fit-upsampler-tiny-shapes": (
