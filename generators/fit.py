@@ -185,11 +185,12 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         self.patch = tuple(int(p) for p in patch)
         self.kernel = tuple(int(k) for k in kernel) if kernel is not None else None
+        self.patch_fan_in = channels * self.patch[0] * self.patch[1] * self.patch[2]
         if self.kernel is None:
-            default = nn.Linear(channels * self.patch[0] * self.patch[1] * self.patch[2], width)
+            default = nn.Linear(self.patch_fan_in, width)
         else:
             default = nn.Conv3d(channels, width, self.kernel)
-        self.patch_fan_in = channels * self.patch[0] * self.patch[1] * self.patch[2]
+            self.padding = tuple((k - p) // 2 for k, p in zip(self.kernel, self.patch))  # patch at the centre
         self.weight, self.bias = default.weight, default.bias
 
     def reset_parameters(self) -> None:
@@ -206,16 +207,14 @@ class PatchEmbedding(nn.Module):
         """
         channels = self.weight.shape[1]
         out = torch.zeros_like(self.weight)
-        start = [(k - p) // 2 for k, p in zip(self.kernel, self.patch)]
-        window = tuple(slice(s, s + p) for s, p in zip(start, self.patch))
+        window = tuple(slice(s, s + p) for s, p in zip(self.padding, self.patch))
         out[(slice(None), slice(None), *window)] = linear_weight.reshape(out.shape[0], channels, *self.patch)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel is None:
             return F.linear(patchify(x, self.patch), self.weight, self.bias)
-        padding = tuple((k - p) // 2 for k, p in zip(self.kernel, self.patch))
-        return F.conv3d(x, self.weight, self.bias, stride=self.patch, padding=padding).permute(0, 2, 3, 4, 1)
+        return F.conv3d(x, self.weight, self.bias, stride=self.patch, padding=self.padding).permute(0, 2, 3, 4, 1)
 
 
 class Attention(nn.Module):

@@ -254,9 +254,11 @@ def test_linear_weights_widened_to_a_kernel_compute_the_same_network():
     x, c = torch.randn(2, 3, 3, 12, 20), cond_for(2, paper.config)
     torch.testing.assert_close(wide(x, torch.full((2,), 0.3), c)[0], paper(x, torch.full((2,), 0.3), c)[0],
                                atol=1e-5, rtol=1e-5)
-    # the paper's embedding is a plain linear map of each patch
-    torch.testing.assert_close(paper.patch_embed(x), patchify(x, (1, 4, 4)) @ paper.patch_embed.weight.T
-                               + paper.patch_embed.bias)
+    # the paper's linear embedding equals a convolution whose kernel is the patch (torch's conv3d)
+    as_conv = PatchEmbedding(3, 16, [1, 4, 4], kernel=[1, 4, 4])
+    as_conv.load_state_dict({"weight": paper.patch_embed.weight.reshape(as_conv.weight.shape),
+                             "bias": paper.patch_embed.bias})
+    torch.testing.assert_close(paper.patch_embed(x), as_conv(x), atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kernel", [[1, 2, 4], [1, 5, 4], [2, 4]])
