@@ -16,6 +16,10 @@ denoiser that stays near that bar at sigma 1 to 3 has learned colours but not wh
 follows the noisy input. A network that stays near the background bar with this part near zero ignores
 its input at that sigma and paints a caption-only guess.
 
+An upsampler stage is scored the same way, conditioned on each clip's area-downsampled version at
+the stage's low resolution (augmentation level ``--aug-level``, default 0), with one more bar: that
+low-resolution clip resized back up (bilinear), which is what the stage must beat to add anything.
+
 ``--posterior-pool K`` adds what a denoiser that knows the caption can reach at each sigma: the exact
 posterior mean of the clip given its noisy version, under the distribution of K clips rendered from the
 clip's own attributes (shape, colour, motion, speed, background) with fresh nuisance seeds (position,
@@ -26,6 +30,7 @@ nearest pool clip.
     python -m evalkit.generators.diagnostics fit-tiny-shapes            # shipped name or weights file
     python -m evalkit.generators.diagnostics runs/train/unet/export.safetensors --clips 32
     python -m evalkit.generators.diagnostics fit-tiny-shapes --draws 4 --posterior-pool 4096
+    python -m evalkit.generators.diagnostics fit-upsampler-tiny-shapes --clips 8
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import torch
 from evalkit.datasets.shapes.dataset import ShapesTrainingData
 from evalkit.datasets.shapes.render import render_batch
 from evalkit.generators.conditioning import make_conditioning
-from evalkit.generators.snapvideo import crop_clips, pad_clips, videos_to_clips
+from evalkit.generators.snapvideo import crop_clips, pad_clips, resize_clips, videos_to_clips
 from evalkit.seeding import numpy_rng, sample_seed
 from evalkit.video import VideoSpec
 
@@ -142,6 +147,18 @@ def reference_errors(clips: torch.Tensor) -> dict[str, float]:
     }
 
 
+def upsampler_conditioning(model, clips: torch.Tensor, cond, aug_level: float = 0.0):
+    """``cond`` with an upsampler's low-resolution input taken from its own target ``clips`` (B, C, T, h, w,
+    unpadded): area-downsampled to the stage's low resolution and noise-augmented at ``aug_level`` with
+    seeded noise. Returns the conditioning and the low-resolution clips."""
+    up = model.config.upsampler
+    low = resize_clips(clips, up.lowres_height, up.lowres_width)
+    net_h, net_w = model.noise_shape()[2:]
+    eps = torch.randn((clips.shape[0], 3, clips.shape[2], net_h, net_w), generator=torch.Generator().manual_seed(0))
+    aug = torch.full((clips.shape[0],), float(aug_level))
+    return cond.replace(lowres=model.lowres_input(low, aug, eps), aug_level=aug), low
+
+
 def _load(checkpoint: str):
     """Generator and model of a checkpoint: the generator registered under the model name in its metadata."""
     from evalkit.generators.snapvideo import read_weights
@@ -166,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posterior-pool", type=int, default=0, metavar="K",
                         help="also print the caption-aware posterior bar from K rendered clips per clip "
                              "(4096: about 15 s per clip on one core; default off)")
+    parser.add_argument("--aug-level", type=float, default=0.0,
+                        help="upsampler stages: noise augmentation of the low-resolution input (default 0)")
     args = parser.parse_args(argv)
     gen, model = _load(args.checkpoint)
+    if args.posterior_pool and model.is_upsampler:
+        parser.error("--posterior-pool needs a base stage: the posterior ignores the low-resolution input")
     frames, height, width = model.clip_shape
     spec = VideoSpec(frames=frames, height=height, width=width, fps=24.0)
     data = ShapesTrainingData(spec, image_ratio=0.0, seed=args.seed, length=10**6)
@@ -177,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     emb = gen.encoder.encode(captions)
     cond = make_conditioning(emb.tokens, emb.mask, fps=torch.as_tensor(fps, dtype=torch.float32),
                              resolution=(height, width))
+    bars = {}
+    if model.is_upsampler:
+        cond, low = upsampler_conditioning(model, videos_to_clips(videos), cond, args.aug_level)
+        bars["low-res input, resized up"] = float(((resize_clips(low, height, width) - videos_to_clips(videos)) ** 2)
+                                                  .mean())
     errors = denoiser_error(model.diffusion, model.net, clips, cond, tuple(args.sigmas), sigma_in=model.sigma_in,
                             crop=(height, width))
     columns = {"MSE of D": errors}
@@ -191,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in errors:
         print(f"{s:>8g}" + "".join(f"  {values[s]:>{len(name)}.4f}" for name, values in columns.items()))
     print("predictions that ignore the noisy input:")
-    for name, e in reference_errors(crop_clips(clips, height, width)).items():
+    for name, e in {**reference_errors(crop_clips(clips, height, width)), **bars}.items():
         print(f"  {name:<27} {e:.4f}")
     return 0
 

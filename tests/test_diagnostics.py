@@ -120,3 +120,58 @@ def test_input_dependence_is_the_variance_over_draws_of_the_skip_path():
         return torch.ones_like(x_in) * 0.3
 
     assert input_dependence(diffusion, caption_only, clips, cond, (1e4,), sigma_in=si, draws=2)[1e4] < 1e-7
+
+
+def _tiny_upsampler_file(tmp_path):
+    from evalkit.generators.checkpoints import save_weights
+    from evalkit.generators.snapvideo import _test_model, build_model
+
+    spec = _test_model("fit-upsampler-tiny", 16, 32, group_size=[4, 2, 4])
+    spec["upsampler"] = {"lowres_height": 8, "lowres_width": 16}
+    torch.manual_seed(0)
+    model = build_model(spec, text_dim=16)
+    meta = {"model": {"name": "snapvideo-fit", "params": {"model": spec}},
+            "text_encoder": {"name": "hashed", "params": {"dim": 16}}}
+    return save_weights(tmp_path / "up.safetensors", model.state_dict(), meta), model
+
+
+def _area_then_bilinear(clips, low_hw, high_hw):
+    """(B, C, T, H, W) -> per frame: area down to ``low_hw``, bilinear back up to ``high_hw``."""
+    import torch.nn.functional as F
+
+    b, c, t, h, w = clips.shape
+    frames = clips.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    low = F.interpolate(frames, size=low_hw, mode="area")
+    up = F.interpolate(low, size=high_hw, mode="bilinear", align_corners=False)
+    return up.reshape(b, t, c, *high_hw).permute(0, 2, 1, 3, 4)
+
+
+def test_upsampler_conditioning_is_the_resized_target_and_the_bar_is_its_error(tmp_path, capsys):
+    import pytest
+
+    from evalkit.datasets.shapes.dataset import ShapesTrainingData
+    from evalkit.generators.diagnostics import main, upsampler_conditioning
+    from evalkit.generators.snapvideo import videos_to_clips
+    from evalkit.video import VideoSpec
+
+    path, model = _tiny_upsampler_file(tmp_path)
+    data = ShapesTrainingData(VideoSpec(frames=4, height=16, width=32, fps=24.0), image_ratio=0.0, seed=3,
+                              length=10**6)
+    videos, _, _, _ = data.batch([0, 1])
+    clips = videos_to_clips(videos)
+    cond = make_conditioning(torch.zeros(2, 2, 16), torch.ones(2, 2, dtype=torch.bool), fps=24.0,
+                             resolution=(16, 32))
+    cond, low = upsampler_conditioning(model, clips, cond, aug_level=0.0)
+    # sigma_data = 1 and no augmentation: the extra channels are the resized low-resolution clip itself
+    torch.testing.assert_close(cond.lowres, _area_then_bilinear(clips, (8, 16), (16, 32)), atol=1e-6, rtol=0)
+    assert low.shape == (2, 3, 4, 8, 16)
+    noisy, _ = upsampler_conditioning(model, clips, cond, aug_level=0.3)
+    assert float((noisy.lowres - cond.lowres).abs().max()) > 0.1
+
+    assert main([str(path), "--clips", "2", "--seed", "3", "--sigmas", "0.5", "2"]) == 0
+    out = capsys.readouterr().out
+    bar = float(out.split("low-res input, resized up")[1].split()[0])
+    want = float(((_area_then_bilinear(clips, (8, 16), (16, 32)) - clips) ** 2).mean())
+    assert abs(bar - want) < 5e-5, (bar, want)
+    with pytest.raises(SystemExit):
+        main([str(path), "--clips", "2", "--posterior-pool", "4"])
