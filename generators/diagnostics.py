@@ -153,8 +153,8 @@ def upsampler_conditioning(model, clips: torch.Tensor, cond, aug_level: float = 
     seeded noise. Returns the conditioning and the low-resolution clips."""
     up = model.config.upsampler
     low = resize_clips(clips, up.lowres_height, up.lowres_width)
-    net_h, net_w = model.noise_shape()[2:]
-    eps = torch.randn((clips.shape[0], 3, clips.shape[2], net_h, net_w), generator=torch.Generator().manual_seed(0))
+    # as the cascade draws it: noise at the clip size, zero in the network's padding
+    eps = pad_clips(torch.randn(clips.shape, generator=torch.Generator().manual_seed(0)), *model.noise_shape()[2:])
     aug = torch.full((clips.shape[0],), float(aug_level))
     return cond.replace(lowres=model.lowres_input(low, aug, eps), aug_level=aug), low
 
@@ -193,16 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     spec = VideoSpec(frames=frames, height=height, width=width, fps=24.0)
     data = ShapesTrainingData(spec, image_ratio=0.0, seed=args.seed, length=10**6)
     videos, captions, fps, _ = data.batch(list(range(args.clips)))
-    net_h, net_w = model.noise_shape()[2:]
-    clips = pad_clips(videos_to_clips(videos), net_h, net_w)
+    target = videos_to_clips(videos)
+    clips = pad_clips(target, *model.noise_shape()[2:])
     emb = gen.encoder.encode(captions)
     cond = make_conditioning(emb.tokens, emb.mask, fps=torch.as_tensor(fps, dtype=torch.float32),
                              resolution=(height, width))
     bars = {}
     if model.is_upsampler:
-        cond, low = upsampler_conditioning(model, videos_to_clips(videos), cond, args.aug_level)
-        bars["low-res input, resized up"] = float(((resize_clips(low, height, width) - videos_to_clips(videos)) ** 2)
-                                                  .mean())
+        cond, low = upsampler_conditioning(model, target, cond, args.aug_level)
+        bars["low-res input, resized up"] = float(((resize_clips(low, height, width) - target) ** 2).mean())
     errors = denoiser_error(model.diffusion, model.net, clips, cond, tuple(args.sigmas), sigma_in=model.sigma_in,
                             crop=(height, width))
     columns = {"MSE of D": errors}
@@ -217,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in errors:
         print(f"{s:>8g}" + "".join(f"  {values[s]:>{len(name)}.4f}" for name, values in columns.items()))
     print("predictions that ignore the noisy input:")
-    for name, e in {**reference_errors(crop_clips(clips, height, width)), **bars}.items():
+    for name, e in {**reference_errors(target), **bars}.items():
         print(f"  {name:<27} {e:.4f}")
     return 0
 
