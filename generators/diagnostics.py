@@ -18,7 +18,8 @@ its input at that sigma and paints a caption-only guess.
 
 An upsampler stage is scored the same way, conditioned on each clip's area-downsampled version at
 the stage's low resolution (augmentation level ``--aug-level``, default 0), with one more bar: that
-low-resolution clip resized back up (bilinear), which is what the stage must beat to add anything.
+low-resolution clip resized back up (bilinear), which is what the stage must beat to add anything. A
+residual upsampler (``upsampler.residual``) is scored on the clip it returns: the resized input plus D.
 
 ``--posterior-pool K`` adds what a denoiser that knows the caption can reach at each sigma: the exact
 posterior mean of the clip given its noisy version, under the distribution of K clips rendered from the
@@ -194,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     data = ShapesTrainingData(spec, image_ratio=0.0, seed=args.seed, length=10**6)
     videos, captions, fps, _ = data.batch(list(range(args.clips)))
     target = videos_to_clips(videos)
-    clips = pad_clips(target, *model.noise_shape()[2:])
     emb = gen.encoder.encode(captions)
     cond = make_conditioning(emb.tokens, emb.mask, fps=torch.as_tensor(fps, dtype=torch.float32),
                              resolution=(height, width))
@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     if model.is_upsampler:
         cond, low = upsampler_conditioning(model, target, cond, args.aug_level)
         bars["low-res input, resized up"] = float(((resize_clips(low, height, width) - target) ** 2).mean())
+    # a residual stage diffuses target - anchor; its error on that equals the error of anchor + D on the clip
+    diffused = target - model.resized_lowres(low) if model.is_residual else target
+    clips = pad_clips(diffused, *model.noise_shape()[2:])
     errors = denoiser_error(model.diffusion, model.net, clips, cond, tuple(args.sigmas), sigma_in=model.sigma_in,
                             crop=(height, width))
     columns = {"MSE of D": errors}

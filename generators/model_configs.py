@@ -25,6 +25,10 @@ class UpsamplerConfig:
     lowres_height: int = 36            # size of the previous stage's clips
     lowres_width: int = 64
     aug_max: float = 0.5               # training noise-augmentation level ~ U(0, aug_max), pixels in [-1, 1]
+    # Diffuse the difference between the clip and its low-resolution input resized up (bilinear), and add
+    # the resized input back after sampling. Not in the paper (its upsampler diffuses the clip itself); a
+    # network that outputs nothing then gives bilinear resizing, not a blank clip (docs/training.md).
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.lowres_height < 1 or self.lowres_width < 1:

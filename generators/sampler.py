@@ -99,8 +99,10 @@ class SampleStats:
 class GuidedDenoiser:
     """D(x; sigma) with guidance, thresholding, carried self-conditioning state and NaN checks."""
 
-    def __init__(self, diffusion: SigmaInEDM, net, cond: Conditioning, config: SamplerConfig, si: float):
+    def __init__(self, diffusion: SigmaInEDM, net, cond: Conditioning, config: SamplerConfig, si: float,
+                 offset: torch.Tensor | None = None):
         self.diffusion, self.net, self.config, self.si = diffusion, net, config, si
+        self.offset = offset
         self.cond = cond
         self.uncond = cond.without_text() if config.uses_guidance else None
         self.carry: torch.Tensor | None = cond.carry
@@ -139,7 +141,10 @@ class GuidedDenoiser:
                 " check the checkpoint, the conditioning and the precision"
             )
         if self.config.dynamic_threshold is not None:
-            d = dynamic_threshold(d, self.config.dynamic_threshold)
+            if self.offset is None:
+                d = dynamic_threshold(d, self.config.dynamic_threshold)
+            else:  # threshold the video the estimate stands for, not the residual
+                d = dynamic_threshold(d + self.offset, self.config.dynamic_threshold) - self.offset
         return d
 
 
@@ -151,15 +156,18 @@ def sample(
     config: SamplerConfig | None = None,
     *,
     sigma_in: float | None = None,
+    offset: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, SampleStats]:
     """Deterministic Heun sampling from ``noise`` ~ N(0, I) (B, C, T, H, W) to pixel-scale clips.
 
+    ``offset`` (same shape as the noise) is for models that diffuse a residual: the video is offset + sample,
+    and dynamic thresholding acts on that video. It is not added to the result.
     Returns the clips (B, C, T, H, W) at pixel scale and the call statistics.
     """
     config = config or SamplerConfig()
     si = diffusion.sigma_in_of(noise) if sigma_in is None else float(sigma_in)
     sigmas = edm_sigmas(config.steps, config.sigma_min, config.sigma_max, config.rho).tolist()
-    denoiser = GuidedDenoiser(diffusion, net, cond, config, si)
+    denoiser = GuidedDenoiser(diffusion, net, cond, config, si, offset)
     x = noise.to(torch.float32) * sigmas[0]
     for i, (t_cur, t_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         d_cur = (x - denoiser(x, t_cur, i) / si) / t_cur

@@ -148,6 +148,16 @@ class SnapVideoModel(nn.Module):
         sd = self.diffusion.sigma_data
         return (up + a * eps.to(up.dtype)) / torch.sqrt(sd ** 2 + a ** 2)
 
+    @property
+    def is_residual(self) -> bool:
+        """Whether the stage diffuses the clip minus its resized low-resolution input."""
+        return self.is_upsampler and self.config.upsampler.residual
+
+    def resized_lowres(self, lowres: torch.Tensor) -> torch.Tensor:
+        """Low-resolution clips (B, 3, T, h, w) resized (bilinear) to the clip size: a residual stage's anchor."""
+        _, h, w = self.clip_shape
+        return resize_clips(lowres, h, w)
+
     def loss(
         self,
         videos: torch.Tensor,
@@ -181,17 +191,30 @@ class SnapVideoModel(nn.Module):
             aug = torch.rand(b, generator=generator, device=device) * up.aug_max
             eps = torch.randn(x.shape, generator=generator, device=device)
             cond = cond.replace(lowres=self.lowres_input(low, aug, eps), aug_level=aug)
+            if self.is_residual:
+                x = x - self.resized_lowres(low)
         x = pad_clips(x, self.config.fit.height, self.config.fit.width)
         return training_loss(self.diffusion, self.net, x, cond, generator=generator,
                              text_dropout=self.config.text_dropout, self_cond_rate=self.config.self_cond_rate)
 
     @torch.no_grad()
-    def sample(self, noise: torch.Tensor, cond: Conditioning,
-               sampler: SamplerConfig) -> tuple[torch.Tensor, SampleStats]:
-        """Clips (B, 3, T, h, w) at the clip size, float in about [-1, 1], from noise at the network size."""
-        x, stats = sample(self.diffusion, self.net, noise, cond, sampler, sigma_in=self.sigma_in)
+    def sample(self, noise: torch.Tensor, cond: Conditioning, sampler: SamplerConfig, *,
+               lowres: torch.Tensor | None = None) -> tuple[torch.Tensor, SampleStats]:
+        """Clips (B, 3, T, h, w) at the clip size, float in about [-1, 1], from noise at the network size.
+
+        A residual upsampler needs ``lowres``, the clean low-resolution clips its conditioning was made from:
+        the sample is added to them resized up."""
         _, h, w = self.clip_shape
-        return crop_clips(x, h, w), stats
+        if not self.is_residual:
+            x, stats = sample(self.diffusion, self.net, noise, cond, sampler, sigma_in=self.sigma_in)
+            return crop_clips(x, h, w), stats
+        if lowres is None:
+            raise InputError("a residual upsampler samples the difference from its low-resolution input: "
+                             "pass lowres (the clean low-resolution clips) to sample()")
+        fit = self.config.fit
+        anchor = pad_clips(self.resized_lowres(lowres.to(noise.device, torch.float32)), fit.height, fit.width)
+        x, stats = sample(self.diffusion, self.net, noise, cond, sampler, sigma_in=self.sigma_in, offset=anchor)
+        return crop_clips(x + anchor, h, w), stats
 
     def noise_shape(self) -> tuple[int, int, int, int]:
         fit = self.config.fit
@@ -416,7 +439,8 @@ class _SnapVideoBase(Generator):
                                 aug_level=aug.to(self.device))
         sampler = stage.config.sampler_config()
         with torch.inference_mode():
-            x, stats = model.sample(noise.to(self.device), cond, sampler)
+            x, stats = model.sample(noise.to(self.device), cond, sampler,
+                                    lowres=None if lowres is None else lowres.to(self.device))
         self.last_stats = stats
         return x
 

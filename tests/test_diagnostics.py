@@ -122,12 +122,12 @@ def test_input_dependence_is_the_variance_over_draws_of_the_skip_path():
     assert input_dependence(diffusion, caption_only, clips, cond, (1e4,), sigma_in=si, draws=2)[1e4] < 1e-7
 
 
-def _tiny_upsampler_file(tmp_path):
+def _tiny_upsampler_file(tmp_path, residual: bool = False):
     from evalkit.generators.checkpoints import save_weights
     from evalkit.generators.snapvideo import _test_model, build_model
 
     spec = _test_model("fit-upsampler-tiny", 16, 32, group_size=[4, 2, 4])
-    spec["upsampler"] = {"lowres_height": 8, "lowres_width": 16}
+    spec["upsampler"] = {"lowres_height": 8, "lowres_width": 16, "residual": residual}
     torch.manual_seed(0)
     model = build_model(spec, text_dim=16)
     meta = {"model": {"name": "snapvideo-fit", "params": {"model": spec}},
@@ -175,3 +175,17 @@ def test_upsampler_conditioning_is_the_resized_target_and_the_bar_is_its_error(t
     assert abs(bar - want) < 5e-5, (bar, want)
     with pytest.raises(SystemExit):
         main([str(path), "--clips", "2", "--posterior-pool", "4"])
+
+
+def test_residual_upsampler_is_scored_on_the_clip_it_returns(tmp_path, capsys, monkeypatch):
+    """A residual stage whose denoiser returns 0 returns the resized input: its error is the resize bar."""
+    from evalkit.generators.diagnostics import main
+
+    path, model = _tiny_upsampler_file(tmp_path, residual=True)
+    assert model.is_residual
+    monkeypatch.setattr(SigmaInEDM, "denoise", lambda self, net, x, sigma, cond, si: (torch.zeros_like(x), None))
+    assert main([str(path), "--clips", "2", "--seed", "3", "--sigmas", "0.5"]) == 0
+    out = capsys.readouterr().out
+    mse = float(out.split("\n")[1].split()[1])
+    bar = float(out.split("low-res input, resized up")[1].split()[0])
+    assert mse > 0 and abs(mse - bar) < 1e-4, (mse, bar)

@@ -118,6 +118,67 @@ def test_upsampler_loss_derives_its_low_resolution_input():
         model.loss(videos[:, :, :8], torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool), 8.0, None, gen)
 
 
+def _area_then_bilinear(clips, low_hw, high_hw):
+    """(B, C, T, H, W) -> per frame: area down to ``low_hw`` then bilinear up to ``high_hw`` (plain torch)."""
+    import torch.nn.functional as F
+
+    b, c, t, h, w = clips.shape
+    frames = clips.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    low = F.interpolate(frames, size=low_hw, mode="area")
+    up = F.interpolate(low, size=high_hw, mode="bilinear", align_corners=False)
+    return up.reshape(b, t, c, *high_hw).permute(0, 2, 1, 3, 4)
+
+
+RESIDUAL_UPSAMPLER = dict(UPSAMPLER, upsampler={"lowres_height": 8, "lowres_width": 16, "residual": True})
+
+
+def test_residual_upsampler_trains_on_the_difference_from_the_resized_input(monkeypatch):
+    import evalkit.generators.snapvideo as sv
+
+    seen = {}
+
+    def capture(diffusion, net, x, cond, **kw):
+        seen["x"], seen["lowres"] = x, cond.lowres
+        return x.sum() * 0
+
+    monkeypatch.setattr(sv, "training_loss", capture)
+    gen = torch.Generator().manual_seed(0)
+    videos = torch.randint(0, 256, (2, 4, 16, 32, 3), generator=gen, dtype=torch.uint8)
+    args = (videos, torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool), 8.0, None)
+    build_model(RESIDUAL_UPSAMPLER, text_dim=16).loss(*args, torch.Generator().manual_seed(1))
+    clips = videos_to_clips(videos)
+    torch.testing.assert_close(seen["x"], clips - _area_then_bilinear(clips, (8, 16), (16, 32)), atol=1e-6, rtol=0)
+    residual_cond = seen["lowres"]
+    build_model(UPSAMPLER, text_dim=16).loss(*args, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(seen["x"], clips, atol=0, rtol=0)  # the paper's upsampler: the clip itself
+    torch.testing.assert_close(residual_cond, seen["lowres"], atol=0, rtol=0)  # same conditioning either way
+
+
+def test_residual_upsampler_samples_on_top_of_the_resized_input(monkeypatch):
+    """With a denoiser that predicts no residual, the Heun sampler ends at 0 and the stage returns the
+    bilinear-resized low-resolution clip; dynamic thresholding acts on that clip, not on the residual."""
+    from evalkit.generators.diffusion import SigmaInEDM
+    from evalkit.generators.sampler import SamplerConfig
+
+    model = build_model(RESIDUAL_UPSAMPLER, text_dim=16)
+    low = torch.rand(2, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    cond = make_conditioning(torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool), fps=8.0,
+                             resolution=(16, 32))
+    aug = torch.zeros(2)
+    cond = cond.replace(lowres=model.lowres_input(low, aug, torch.zeros(2, 3, 4, 16, 32)), aug_level=aug)
+    noise = torch.randn(2, *model.noise_shape(), generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(SigmaInEDM, "denoise", lambda self, net, x, sigma, cond, si: (torch.zeros_like(x), None))
+    out, _ = model.sample(noise, cond, SamplerConfig(steps=3, sigma_max=0.2, dynamic_threshold=0.995), lowres=low)
+    torch.testing.assert_close(out, _area_then_bilinear(low, (8, 16), (16, 32)), atol=1e-5, rtol=0)
+    # a residual that would push the video past [-1, 1] is thresholded with the video in view
+    monkeypatch.setattr(SigmaInEDM, "denoise",
+                        lambda self, net, x, sigma, cond, si: (torch.full_like(x, 3.0), None))
+    out, _ = model.sample(noise, cond, SamplerConfig(steps=1, sigma_max=0.2, dynamic_threshold=1.0), lowres=low)
+    assert float(out.abs().max()) <= 1 + 1e-5 and float(out.max()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(InputError, match="residual upsampler"):
+        model.sample(noise, cond, SamplerConfig(steps=1))
+
+
 def test_same_seed_same_video_alone_or_in_a_batch():
     gen = fit_generator()
     assert gen.random_weights
@@ -191,6 +252,11 @@ def test_cascade_upsamples_the_base_video():
     assert (out[1].int() - alone[0].int()).abs().max().item() <= 1
     assert gen.last_nfe == 2 * 3 + 2 * 3
     assert gen.upsampler.model.sigma_in == pytest.approx(32 / 64 * 2)
+    residual = dict(params, upsampler={"model": RESIDUAL_UPSAMPLER, "steps": 2, "sigma_max": 0.2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res_gen = build_generator("snapvideo-cascade", residual)
+    assert generate(res_gen, ["a red ball"], [1], spec).shape == (1, 4, 16, 32, 3)
     bad = dict(params, base={"model": BASE, "steps": 2})  # 4x16 clips, the upsampler wants 8x16
     with pytest.raises(ConfigError, match="upsampler expects"):
         build_generator("snapvideo-cascade", bad)
