@@ -6,6 +6,7 @@ Importing this package registers the built-in generators in ``evalkit.registry.G
 from evalkit.generators import (
     diffusers_adapter,  # noqa: F401  (pipelines written elsewhere)
     reference,  # noqa: F401  (oracle and degradations)
+    resized,  # noqa: F401  (any generator's videos resized: the bar of an upsampler)
     snapvideo,  # noqa: F401  (FIT, cascade)
     unet_generator,  # noqa: F401  (U-Net with temporal attention)
 )
