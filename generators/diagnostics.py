@@ -20,6 +20,8 @@ An upsampler stage is scored the same way, conditioned on each clip's area-downs
 the stage's low resolution (augmentation level ``--aug-level``, default 0), with one more bar: that
 low-resolution clip resized back up (bilinear), which is what the stage must beat to add anything. A
 residual upsampler (``upsampler.residual``) is scored on the clip it returns: the resized input plus D.
+``--sample STEPS`` also samples the stage from those low-resolution clips and prints the PSNR of its
+output against the real clips, next to that of the resized input.
 
 ``--posterior-pool K`` adds what a denoiser that knows the caption can reach at each sigma: the exact
 posterior mean of the clip given its noisy version, under the distribution of K clips rendered from the
@@ -31,7 +33,7 @@ nearest pool clip.
     python -m evalkit.generators.diagnostics fit-tiny-shapes            # shipped name or weights file
     python -m evalkit.generators.diagnostics runs/train/unet/export.safetensors --clips 32
     python -m evalkit.generators.diagnostics fit-tiny-shapes --draws 4 --posterior-pool 4096
-    python -m evalkit.generators.diagnostics fit-upsampler-tiny-shapes --clips 8
+    python -m evalkit.generators.diagnostics fit-upsampler-tiny-shapes --clips 8 --sample 4 8 --sigma-max 0.2
 """
 
 from __future__ import annotations
@@ -160,6 +162,22 @@ def upsampler_conditioning(model, clips: torch.Tensor, cond, aug_level: float = 
     return cond.replace(lowres=model.lowres_input(low, aug, eps), aug_level=aug), low
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of clips in [-1, 1] (peak-to-peak 2), from the mean squared error over all pixels."""
+    return 10 * math.log10(4 / max(float(((a - b) ** 2).mean()), 1e-12))
+
+
+@torch.no_grad()
+def upsampler_samples(model, cond, low: torch.Tensor, *, steps: int, sigma_max: float, seed: int = 0) -> torch.Tensor:
+    """The stage's deterministic samples (B, C, T, h, w) given ``cond`` made from the clean ``low`` clips."""
+    from evalkit.generators.sampler import SamplerConfig
+
+    noise = torch.randn((low.shape[0], *model.noise_shape()), generator=torch.Generator().manual_seed(seed))
+    config = SamplerConfig(steps=steps, sigma_max=sigma_max, guidance=None, dynamic_threshold=0.995)
+    out, _ = model.sample(noise, cond, config, lowres=low)
+    return out.clamp(-1, 1)
+
+
 def _load(checkpoint: str):
     """Generator and model of a checkpoint: the generator registered under the model name in its metadata."""
     from evalkit.generators.snapvideo import read_weights
@@ -186,10 +204,17 @@ def main(argv: list[str] | None = None) -> int:
                              "(4096: about 15 s per clip on one core; default off)")
     parser.add_argument("--aug-level", type=float, default=0.0,
                         help="upsampler stages: noise augmentation of the low-resolution input (default 0)")
+    parser.add_argument("--sample", type=int, nargs="*", default=None, metavar="STEPS",
+                        help="upsampler stages: also sample the clips with these Heun step counts (conditional, "
+                             "dynamic thresholding 0.995) and print their PSNR against the real clips")
+    parser.add_argument("--sigma-max", type=float, nargs="+", default=[10.0],
+                        help="with --sample: sigma_max values to sample from (default 10)")
     args = parser.parse_args(argv)
     gen, model = _load(args.checkpoint)
     if args.posterior_pool and model.is_upsampler:
         parser.error("--posterior-pool needs a base stage: the posterior ignores the low-resolution input")
+    if args.sample and not model.is_upsampler:
+        parser.error("--sample scores an upsampler against real clips; a base stage has no input to keep")
     frames, height, width = model.clip_shape
     spec = VideoSpec(frames=frames, height=height, width=width, fps=24.0)
     data = ShapesTrainingData(spec, image_ratio=0.0, seed=args.seed, length=10**6)
@@ -221,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     print("predictions that ignore the noisy input:")
     for name, e in {**reference_errors(target), **bars}.items():
         print(f"  {name:<27} {e:.4f}")
+    if args.sample:
+        print(f"samples from the true low-resolution clips, PSNR against the real clips (resized up: "
+              f"{psnr(model.resized_lowres(low), target):.2f} dB):")
+        for sigma_max in args.sigma_max:
+            for steps in args.sample:
+                out = upsampler_samples(model, cond, low, steps=steps, sigma_max=sigma_max)
+                print(f"  {steps:>3} steps from sigma {sigma_max:g}: {psnr(out, target):.2f} dB")
     return 0
 
 

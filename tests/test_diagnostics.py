@@ -179,13 +179,27 @@ def test_upsampler_conditioning_is_the_resized_target_and_the_bar_is_its_error(t
 
 def test_residual_upsampler_is_scored_on_the_clip_it_returns(tmp_path, capsys, monkeypatch):
     """A residual stage whose denoiser returns 0 returns the resized input: its error is the resize bar."""
+    import math
+
+    from evalkit.datasets.shapes.dataset import ShapesTrainingData
     from evalkit.generators.diagnostics import main
+    from evalkit.generators.snapvideo import videos_to_clips
+    from evalkit.video import VideoSpec
 
     path, model = _tiny_upsampler_file(tmp_path, residual=True)
     assert model.is_residual
     monkeypatch.setattr(SigmaInEDM, "denoise", lambda self, net, x, sigma, cond, si: (torch.zeros_like(x), None))
-    assert main([str(path), "--clips", "2", "--seed", "3", "--sigmas", "0.5"]) == 0
+    assert main([str(path), "--clips", "2", "--seed", "3", "--sigmas", "0.5", "--sample", "2",
+                 "--sigma-max", "0.2"]) == 0
     out = capsys.readouterr().out
     mse = float(out.split("\n")[1].split()[1])
     bar = float(out.split("low-res input, resized up")[1].split()[0])
     assert mse > 0 and abs(mse - bar) < 1e-4, (mse, bar)
+    # and its samples are the resized input, whose PSNR is computed here independently
+    data = ShapesTrainingData(VideoSpec(frames=4, height=16, width=32, fps=24.0), image_ratio=0.0, seed=3,
+                              length=10**6)
+    clips = videos_to_clips(data.batch([0, 1])[0])
+    want = 10 * math.log10(4 / float(((_area_then_bilinear(clips, (8, 16), (16, 32)) - clips) ** 2).mean()))
+    resized = float(out.split("(resized up: ")[1].split()[0])
+    sampled = float(out.split("2 steps from sigma 0.2: ")[1].split()[0])
+    assert abs(resized - want) < 0.01 and abs(sampled - want) < 0.01, (resized, sampled, want)
