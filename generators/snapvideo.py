@@ -21,6 +21,7 @@ checkpoint the networks are random, seeded by ``init_seed``: only for smoke test
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,7 +382,18 @@ class _Stage:
                 load_model_state(model, self.state, self.config.checkpoint)
                 self.state = None
             self.model = model.eval().requires_grad_(False)
+            self._check_sigma_max()
         return self.model
+
+    def _check_sigma_max(self) -> None:
+        """Warn when sampling starts far above every sigma the stage was trained at (5 std of ln sigma)."""
+        d = self.model_config.diffusion
+        ceiling = math.exp(d.P_mean + 5 * d.P_std)
+        if self.config.sigma_max > ceiling:
+            warnings.warn(f"{self.label or 'stage '}sigma_max = {self.config.sigma_max:g} is far above the sigmas "
+                          f"this model was trained at (ln sigma ~ N({d.P_mean:g}, {d.P_std:g}^2), five deviations "
+                          f"up: {ceiling:.3g}); its denoiser is untested there: set {self.label}sigma_max lower",
+                          stacklevel=4)
 
 
 def generator_info(models: list[nn.Module], metas: list[dict[str, Any]], random_weights: bool) -> dict[str, Any]:

@@ -179,6 +179,21 @@ def test_residual_upsampler_samples_on_top_of_the_resized_input(monkeypatch):
         model.sample(noise, cond, SamplerConfig(steps=1))
 
 
+def test_sampling_far_above_the_training_sigmas_warns():
+    model = dict(BASE, diffusion={"P_mean": -4.4, "P_std": 1.4})  # ln sigma five deviations up: 13.5
+
+    def build(**kw):
+        return build_generator("snapvideo-fit", {"model": model, "init_seed": 0, **HASHED, **kw})
+
+    with pytest.warns(UserWarning, match=r"sigma_max = 80 is far above .* N\(-4.4, 1.4\^2\)"):
+        build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random weights
+        warnings.filterwarnings("error", message=".*far above")
+        build(sigma_max=0.2)
+        build(model=BASE)  # the default training sigmas, N(-1.2, 1.2^2), reach 121
+
+
 def test_same_seed_same_video_alone_or_in_a_batch():
     gen = fit_generator()
     assert gen.random_weights
