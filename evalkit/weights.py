@@ -309,7 +309,13 @@ def verify(name: str | None = None) -> list[VerifyResult]:
         if not path.is_file():
             if entry.packaged_path and Path(entry.packaged_path).is_file():
                 packaged = Path(entry.packaged_path)
-                results.append(VerifyResult(entry.name, packaged, "packaged", file_digest(packaged)))
+                sha = file_digest(packaged)
+                if matches_entry(entry, packaged, sha) is False:
+                    results.append(VerifyResult(entry.name, packaged, "mismatch", sha,
+                                                f"packaged file differs from the registered {entry.digest_kind} "
+                                                f"{entry.digest}"))
+                else:
+                    results.append(VerifyResult(entry.name, packaged, "packaged", sha))
             else:
                 results.append(VerifyResult(entry.name, None, "missing", None, entry.url))
             continue

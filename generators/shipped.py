@@ -26,9 +26,9 @@ SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     ),
     "fit-upsampler-tiny-shapes": (
         "fit-upsampler-tiny-shapes.safetensors",
-        "333068336ba81921d38a1f49f28324c6f8923d14ebe82505016dd6facc9943cd",
-        ("configs/train/fit-upsampler-tiny-shapes.yaml",),
-        "Snap Video FIT upsampler stage (fit-upsampler-tiny), 36x64 -> 72x128 shapes clips",
+        "2836b3def43019a415e6cdfda921e446e16c4613e79d01c9b0dac2c5321e51a7",
+        ("configs/train/fit-upsampler-tiny-shapes-residual.yaml",),
+        "Snap Video FIT upsampler stage (fit-upsampler-tiny, residual over bilinear), 36x64 -> 72x128 shapes clips",
     ),
     "unet-tiny-shapes": (
         "unet-tiny-shapes.safetensors",

@@ -108,3 +108,25 @@ def test_overrides_and_cli(entry, tmp_path, capsys):
     assert "test-net" in listing and "pytorch-fid-inception" in listing and "not installed" in listing
     assert main(["weights", "add", "test-net", str(tmp_path / "nope.pth")]) == 2
     assert "nope.pth" in capsys.readouterr().err
+
+
+def test_shipped_checkpoints_are_listed_and_verified(capsys):
+    assert main(["weights", "verify", "fit-upsampler-tiny-shapes"]) == 0
+    assert "packaged" in capsys.readouterr().out
+    assert main(["weights", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "fit-tiny-shapes" in listing and "unet-tiny-shapes" in listing
+
+
+def test_packaged_file_with_wrong_digest_is_a_mismatch(tmp_path, capsys):
+    packaged = tmp_path / "retrained.safetensors"
+    packaged.write_bytes(b"not the registered file")
+    W.register_weights(W.WeightEntry("test-packaged", "test-packaged.safetensors", "shipped", "00ff00ff",
+                                     "sha256-prefix", "a packaged test file", packaged_path=str(packaged)))
+    try:
+        [result] = W.verify("test-packaged")
+        assert result.status == "mismatch" and "00ff00ff" in result.detail
+        assert main(["weights", "verify", "test-packaged"]) == 2
+        assert "test-packaged" in capsys.readouterr().out
+    finally:
+        W.WEIGHTS.pop("test-packaged", None)

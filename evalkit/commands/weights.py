@@ -32,11 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_registrations() -> None:
-    """Packages register packaged weights when imported (e.g. the shapes detectors)."""
-    from evalkit.registry import DATASETS, DETECTORS
+    """Packages register packaged weights when imported (the shapes detectors, the shipped generators)."""
+    from evalkit.registry import DATASETS, DETECTORS, GENERATORS
 
     DETECTORS.names()
     DATASETS.names()
+    GENERATORS.names()
 
 
 def run(args: argparse.Namespace) -> int:
