@@ -311,9 +311,8 @@ def verify(name: str | None = None) -> list[VerifyResult]:
                 packaged = Path(entry.packaged_path)
                 sha = file_digest(packaged)
                 if matches_entry(entry, packaged, sha) is False:
-                    results.append(VerifyResult(entry.name, packaged, "mismatch", sha,
-                                                f"packaged file differs from the registered {entry.digest_kind} "
-                                                f"{entry.digest}"))
+                    detail = f"packaged file differs from the registered {entry.digest_kind} {entry.digest}"
+                    results.append(VerifyResult(entry.name, packaged, "mismatch", sha, detail))
                 else:
                     results.append(VerifyResult(entry.name, packaged, "packaged", sha))
             else:
