@@ -18,10 +18,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "fit-tiny-shapes": (
         "fit-tiny-shapes.safetensors",
-        "8fb47d7ceded263f13b5004d8dd98ba8a7ace79263ed2f788c49f1ce5fd82fd2",
+        "92756425c825cce78cad14b7a58ef3b6fcbb21950a7861b21db54fd9218b0052",
         ("configs/train/fit-tiny-shapes.yaml", "configs/train/fit-tiny-shapes-continue.yaml",
          "configs/train/fit-tiny-shapes-continue-2.yaml", "configs/train/fit-tiny-shapes-continue-3.yaml",
-         "configs/train/fit-tiny-shapes-continue-4.yaml"),
+         "configs/train/fit-tiny-shapes-continue-4.yaml", "configs/train/fit-tiny-shapes-continue-5.yaml"),
         "Snap Video FIT base stage (fit-tiny), 16x36x64 shapes clips",
     ),
     "fit-upsampler-tiny-shapes": (
