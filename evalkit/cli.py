@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from evalkit import __version__
+from evalkit.allocator import tune_allocator
 from evalkit.errors import EvalkitError
 
 COMMANDS = ("quickstart", "run", "score", "report", "sanity", "train", "weights", "list")
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except EvalkitError as exc:

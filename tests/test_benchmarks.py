@@ -16,7 +16,7 @@ def bench_path(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
     yield
-    for name in ("metrics_throughput", "sampling", "detector_compile"):
+    for name in ("metrics_throughput", "sampling", "detector_compile", "allocator"):
         sys.modules.pop(name, None)
 
 
@@ -52,6 +52,20 @@ def test_sampling_benchmark_counts_evaluations(bench_path, tmp_path):
     assert modes["guidance, batched"]["net_calls"] == 3
     assert modes["guidance, two forwards"]["net_calls"] == 6
     assert modes["guidance, batched"]["evaluations"] == modes["guidance, two forwards"]["evaluations"] == 12
+
+
+
+def test_allocator_benchmark_gives_the_same_frames_under_both_settings(bench_path, tmp_path):
+    import platform
+
+    import allocator
+
+    out = tmp_path / "allocator.json"
+    assert allocator.main(["--batch", "2", "--steps", "1", "--repeats", "1", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["same_frames"] and len(result["runs"]) == 2
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert result["rows"]["tuned"]["applied"] is glibc
 
 
 @pytest.mark.heavy
