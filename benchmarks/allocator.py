@@ -57,9 +57,9 @@ def child(mode: str, checkpoint: str, batch: int, steps: int, threads: int) -> d
 
 
 def run_child(mode: str, args: argparse.Namespace) -> dict:
-    env = dict(os.environ)
-    for key in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "EVALKIT_MALLOC"):
-        env.pop(key, None)
+    from evalkit.allocator import CONTROL_VARIABLES
+
+    env = {k: v for k, v in os.environ.items() if k not in CONTROL_VARIABLES}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--checkpoint", args.checkpoint,
            "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -6,8 +6,8 @@ the heap once more than 128 KiB lies free there. A PyTorch CPU forward allocates
 large activation buffers on every network evaluation, so each evaluation pays for page faults that
 zero those pages again: in a quickstart run about a quarter of the CPU time went to the kernel.
 Raising both thresholds lets freed buffers be reused in place. Arithmetic is unchanged (only where
-buffers live), and peak resident memory stays about the same because the buffers are reused, not
-accumulated; ``benchmarks/allocator.py`` measures both.
+buffers live); peak resident memory can rise, since freed memory is kept (the quickstart: 2.2 -> 2.8 GB,
+63 -> 40 minutes); ``benchmarks/allocator.py`` measures both.
 
 Applied by the ``evalkit`` command at start-up, on Linux with glibc only. Set ``EVALKIT_MALLOC=default``
 to keep glibc's behaviour; settings given through ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -31,8 +32,11 @@ MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = (1 << 31) - 1
 
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+#: every variable that decides whether the settings apply (cleared by callers that compare both ways)
+CONTROL_VARIABLES = (*_USER_SETTINGS, "EVALKIT_MALLOC")
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from evalkit.allocator import skip_reason, tune_allocator
+from evalkit.allocator import CONTROL_VARIABLES, skip_reason, tune_allocator
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -49,8 +49,7 @@ print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSA
 
 
 def _faults(mode: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "EVALKIT_MALLOC")}
+    env = {k: v for k, v in os.environ.items() if k not in CONTROL_VARIABLES}
     out = subprocess.run([sys.executable, "-c", CHURN, mode], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
