@@ -160,6 +160,7 @@ def build_report(
     title: str = "t2v-evalkit report",
     paired_baseline: str | None = None,
     paired_rounds: int = 1000,
+    paired_with: Sequence[str] | None = None,
 ) -> Report:
     """Read the runs, compute what the options ask for and write the report files into ``out_dir``."""
     formats = parse_formats(list(formats))
@@ -176,7 +177,7 @@ def build_report(
     if paired_baseline:
         # before seed aggregation: pairs are rows of one plan, and the features belong to those rows
         paired, msgs = paired_frame(frame, paired_baseline, rounds=paired_rounds, seed=seed, level=level,
-                                    method=method)
+                                    method=method, compared=paired_with)
         messages.extend(msgs)
     frame = aggregate_seeds(frame)
     published = published_frame(list(published_tables) if published_tables is not None else None)

@@ -13,7 +13,7 @@ metrics (FVD, FID, KID) it resamples pairs of videos and recomputes both metrics
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,11 +107,14 @@ def paired_frame(
     level: float = 0.95,
     method: IntervalMethod = "percentile",
     metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    compared: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Paired differences of every final measured row against ``baseline`` on the same protocol and metric.
+    """Paired differences of final measured rows against ``baseline`` on the same protocol and metric.
 
-    Rows whose plan differs from the baseline's, whose features are missing, or whose run used another
-    real set are left out with a message saying why.
+    ``compared`` names the generators to compare (default: every other one). Each pair costs a bootstrap
+    of ``rounds`` metric evaluations, so naming the rows that matter keeps a report over several run
+    directories quick. Rows whose plan differs from the baseline's, whose features are missing, or whose
+    run used another real set are left out with a message saying why.
     """
     import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
     from evalkit.registry import METRICS
@@ -123,10 +126,16 @@ def paired_frame(
     measured = frame[(frame["source"] == "measured") & (frame["status"] == "final")]
     measured = measured[[normalise_metric(str(m)) in wanted for m in measured["metric"]]]
     base_rows = measured[measured["generator"] == baseline]
+    known = ", ".join(sorted(set(frame.loc[frame["source"] == "measured", "generator"])))
     if base_rows.empty:
-        known = ", ".join(sorted(set(frame.loc[frame["source"] == "measured", "generator"])))
         raise InputError(f"--paired: no final measured row of generator {baseline!r} with a metric that has "
                          f"per-sample features; generators: {known}")
+    if compared is not None:
+        missing = [g for g in compared if g not in set(measured["generator"])]
+        if missing:
+            raise InputError(f"--paired-with: no final measured row of generator {missing[0]!r} with a metric that "
+                             f"has per-sample features; generators: {known}")
+        measured = measured[measured["generator"].isin([*compared, baseline])]
     out, messages = [], []
     for base in base_rows.to_dict("records"):
         full = f"{base['metric']}:{base['variant']}" if base["variant"] else str(base["metric"])

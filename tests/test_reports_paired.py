@@ -128,3 +128,30 @@ def test_report_paired_unknown_baseline_exits_2(tmp_path, monkeypatch, capsys):
     assert main(["report", str(tmp_path / "run"), "--format", "md", "--paired", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no final measured row of generator 'nope'" in err and "fit[steps=8]" in err
+
+
+def test_report_paired_with_compares_only_the_named_rows(tmp_path, monkeypatch, capsys):
+    use_test_metrics(monkeypatch)
+    write_example_run(tmp_path / "run", steps=(8, 16, 32))
+    assert main(["report", str(tmp_path / "run"), "--format", "csv", "--paired", "fit[steps=8]",
+                 "--paired-with", "fit[steps=32]", "--paired-rounds", "20"]) == 0
+    paired = pd.read_csv(tmp_path / "run" / "report" / "paired.csv")
+    assert set(paired["generator"]) == {"fit[steps=32]"}
+    assert sorted(set(paired["metric"])) == ["clipsim", "fvd"]
+    # the same pair, computed with every row compared, gives the same interval (same per-row seed)
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "all"), "--format", "csv",
+                 "--paired", "fit[steps=8]", "--paired-rounds", "20"]) == 0
+    every = pd.read_csv(tmp_path / "all" / "paired.csv")
+    every = every[every["generator"] == "fit[steps=32]"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(paired.reset_index(drop=True), every)
+
+
+def test_report_paired_with_refuses_unknown_rows_and_a_missing_baseline(tmp_path, monkeypatch, capsys):
+    use_test_metrics(monkeypatch)
+    write_example_run(tmp_path / "run", steps=(8, 16))
+    assert main(["report", str(tmp_path / "run"), "--format", "md", "--paired", "fit[steps=8]",
+                 "--paired-with", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--paired-with" in err and "'nope'" in err and "fit[steps=16]" in err
+    assert main(["report", str(tmp_path / "run"), "--format", "md", "--paired-with", "fit[steps=16]"]) == 2
+    assert "name the baseline with --paired" in capsys.readouterr().err

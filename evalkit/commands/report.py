@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   evalkit report runs/qs --published snapvideo-t4,ucf101-other
   evalkit report runs/qs --published none                  # measured rows only
   evalkit report runs/guidance --paired "fit-tiny[guidance=1.0]"   # differences on the same prompts and seeds
+  evalkit report runs/qs runs/new --paired "fit-tiny" --paired-with "fit-tiny, new run"   # only the rows named
 """
 
 
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paired", default=None, metavar="GENERATOR",
                    help="add a table of paired differences against this generator: rows on the same prompts and "
                         "seeds, resampled together (FID/FVD/KID/CLIPSIM from stored features)")
+    p.add_argument("--paired-with", action="append", default=None, metavar="GENERATOR",
+                   help="compare only this generator with the --paired baseline (repeatable; default: every "
+                        "other generator, each of which costs a bootstrap)")
     p.add_argument("--paired-rounds", type=int, default=1000, metavar="N",
                    help="bootstrap rounds of the paired differences (default: 1000)")
     p.add_argument("--published", default="default",
@@ -68,13 +72,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--bootstrap: expected a number of rounds >= 0, got {args.bootstrap}")
     if args.paired_rounds < 1:
         raise InputError(f"--paired-rounds: expected a number of rounds >= 1, got {args.paired_rounds}")
+    if args.paired_with and not args.paired:
+        raise InputError("--paired-with: name the baseline with --paired GENERATOR as well")
     formats = parse_formats(args.format)
     out = args.out or (args.run_dirs[0] / "report")
     report = build_report(
         args.run_dirs, out, formats=formats, bootstrap_rounds=args.bootstrap, seed=args.seed, level=args.level,
         method=args.interval, published_tables=_published(args.published), grid_videos=args.grid_videos,
         grid_frames=args.grid_frames, title=args.title, paired_baseline=args.paired,
-        paired_rounds=args.paired_rounds,
+        paired_rounds=args.paired_rounds, paired_with=args.paired_with,
     )
     n_measured = report.frame["generator"].nunique()
     n_partial = len(report.partial)
