@@ -125,17 +125,15 @@ def paired_frame(
     wanted = {normalise_metric(m) for m in metrics}
     measured = frame[(frame["source"] == "measured") & (frame["status"] == "final")]
     measured = measured[[normalise_metric(str(m)) in wanted for m in measured["metric"]]]
-    base_rows = measured[measured["generator"] == baseline]
-    known = ", ".join(sorted(set(frame.loc[frame["source"] == "measured", "generator"])))
-    if base_rows.empty:
-        raise InputError(f"--paired: no final measured row of generator {baseline!r} with a metric that has "
-                         f"per-sample features; generators: {known}")
+    available = set(measured["generator"])
+    for option, name in [("--paired", baseline), *(("--paired-with", g) for g in compared or ())]:
+        if name not in available:
+            known = ", ".join(sorted(set(frame.loc[frame["source"] == "measured", "generator"])))
+            raise InputError(f"{option}: no final measured row of generator {name!r} with a metric that has "
+                             f"per-sample features; generators: {known}")
     if compared is not None:
-        missing = [g for g in compared if g not in set(measured["generator"])]
-        if missing:
-            raise InputError(f"--paired-with: no final measured row of generator {missing[0]!r} with a metric that "
-                             f"has per-sample features; generators: {known}")
         measured = measured[measured["generator"].isin([*compared, baseline])]
+    base_rows = measured[measured["generator"] == baseline]
     out, messages = [], []
     for base in base_rows.to_dict("records"):
         full = f"{base['metric']}:{base['variant']}" if base["variant"] else str(base["metric"])

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
   evalkit report runs/qs --published snapvideo-t4,ucf101-other
   evalkit report runs/qs --published none                  # measured rows only
   evalkit report runs/guidance --paired "fit-tiny[guidance=1.0]"   # differences on the same prompts and seeds
-  evalkit report runs/qs runs/new --paired "fit-tiny" --paired-with "fit-tiny, new run"   # only the rows named
+  evalkit report runs/qs runs/new --paired "fit-tiny[steps=16]" --paired-with "fit-tiny, new run"
 """
 
 
