@@ -313,6 +313,9 @@ class FrechetMetric(Metric):
         self.real = FeatureStats()
         self.fake = FeatureStats()
         self._real_moments: tuple[np.ndarray, np.ndarray, int | None] | None = None
+        #: route for Tr((S1 S2)^(1/2)) (see ``frechet_distance``); "sqrtm" skips an eigenvalue attempt
+        #: that is known to decline, e.g. for bootstrap resamples singular by construction
+        self.trace: TraceRoute = "auto"
 
     def update(self, features: torch.Tensor | np.ndarray, *, real: bool) -> None:
         if real and self._real_moments is not None:
@@ -350,9 +353,11 @@ class FrechetMetric(Metric):
                 f"{self.full_name}: real features are {mu_r.shape[0]}-d but generated are {mu_f.shape[0]}-d"
             )
         if self.real_first:
-            result = frechet_distance(mu_r, sigma_r, mu_f, sigma_f, self.sqrt_method, n1=n_r, n2=n_f)
+            result = frechet_distance(mu_r, sigma_r, mu_f, sigma_f, self.sqrt_method, n1=n_r, n2=n_f,
+                                      trace=self.trace)
         else:
-            result = frechet_distance(mu_f, sigma_f, mu_r, sigma_r, self.sqrt_method, n1=n_f, n2=n_r)
+            result = frechet_distance(mu_f, sigma_f, mu_r, sigma_r, self.sqrt_method, n1=n_f, n2=n_r,
+                                      trace=self.trace)
         details = result.details()
         details.update(cov_divisor=self.cov_divisor, dim=int(mu_f.shape[0]), n_real=n_r, n_fake=n_f)
         return MetricValue(value=result.value, details=details)

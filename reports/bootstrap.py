@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.metrics.base import Metric, build_metric
@@ -55,6 +56,17 @@ def _as_samples(features: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def one_blas_thread() -> threadpool_limits:
+    """Run the enclosed rounds with one BLAS thread.
+
+    A round's linear algebra is a few D x D products, an eigenvalue attempt and a sqrtm at D = 128 to
+    2048: too small for BLAS threads to pay for their start and synchronisation. On two cores with
+    torch loaded, rounds ran about five times faster with one thread (``benchmarks/paired_bootstrap.py``).
+    One thread also makes the rounds' arithmetic independent of the machine's core count.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def feed(metric: Metric, features: np.ndarray, *, real: bool) -> None:
     """Update a metric the way the runner does: per-frame rows (n, T, D) enter as n*T feature rows."""
     features = np.asarray(features)
@@ -63,11 +75,58 @@ def feed(metric: Metric, features: np.ndarray, *, real: bool) -> None:
     metric.update(features, real=real)
 
 
-def _compute(factory: Callable[[], Metric], fake: np.ndarray, real: np.ndarray | None) -> float:
+def constant_column(features: np.ndarray) -> bool:
+    """True when some feature is the same in every row (a detector's dead unit: ReLU features stuck at 0).
+
+    Such a column has zero variance in the set and in every resample of it, so their covariance is
+    singular whatever the rounding. With ``too_few_distinct_rows`` this tells a bootstrap round that a
+    Fréchet metric's eigenvalue route would only decline (see ``evalkit.metrics.frechet``), so the round
+    goes straight to the reference's sqrtm.
+    """
+    features = np.asarray(features)
+    rows = features.reshape(-1, features.shape[-1]) if features.ndim > 1 else features[:, None]
+    return bool((rows.max(axis=0) == rows.min(axis=0)).any())
+
+
+def too_few_distinct_rows(features: np.ndarray, idx: np.ndarray) -> bool:
+    """True when the resample ``features[idx]`` holds no more distinct feature rows than dimensions.
+
+    k distinct samples hold at most k*T distinct rows ((n, T, D) features give T rows per sample), and
+    their covariance has rank at most k*T - 1: singular when k*T <= D, whatever the values.
+    """
+    features = np.asarray(features)
+    rows_per_sample = features.shape[1] if features.ndim == 3 else 1
+    return len(np.unique(idx)) * rows_per_sample <= features.shape[-1]
+
+
+def real_state(factory: Callable[[], Metric], real: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    """A Fréchet metric's real-set sums for ``real``, computed once per round and shared by the rows it
+    scores (for the other metrics, whose real state is the features themselves, None: they are fed)."""
+    if real is None:
+        return None
     metric = factory()
-    feed(metric, fake, real=False)
-    if real is not None:
+    if not isinstance(metric, FrechetMetric):
+        return None
+    feed(metric, real, real=True)
+    return metric.state_dict()
+
+
+def _compute(factory: Callable[[], Metric], fake: np.ndarray, real: np.ndarray | None = None, *,
+             shared: dict[str, np.ndarray] | None = None, singular: bool = False) -> float:
+    """One metric value from fake rows and real rows, or the ``real_state`` of those real rows (``shared``).
+
+    ``singular`` says a covariance is singular by construction (``constant_column``,
+    ``too_few_distinct_rows``): a Fréchet metric then takes the reference's sqrtm at once. The value is
+    the same either way.
+    """
+    metric = factory()
+    if shared is not None:
+        metric.merge_state(shared)
+    elif real is not None:
         feed(metric, real, real=True)
+    if singular and isinstance(metric, FrechetMetric):
+        metric.trace = "sqrtm"
+    feed(metric, fake, real=False)
     return float(metric.compute().value)
 
 
@@ -95,13 +154,18 @@ def bootstrap_values(
         real = _as_samples(real, "real")
     else:
         real = None
-    value = _compute(factory, fake, real)
+    fixed = constant_column(fake) or (real is not None and constant_column(real))
+    value = _compute(factory, fake, real, singular=fixed)
     rng = np.random.default_rng(seed)
     values = np.empty(rounds, dtype=np.float64)
-    for r in range(rounds):
-        fake_r = fake[rng.integers(0, len(fake), len(fake))]
-        real_r = real[rng.integers(0, len(real), len(real))] if real is not None else None
-        values[r] = _compute(factory, fake_r, real_r)
+    with one_blas_thread():
+        for r in range(rounds):
+            idx = rng.integers(0, len(fake), len(fake))
+            real_idx = rng.integers(0, len(real), len(real)) if real is not None else None
+            singular = fixed or too_few_distinct_rows(fake, idx) or (
+                real_idx is not None and too_few_distinct_rows(real, real_idx))
+            values[r] = _compute(factory, fake[idx], real[real_idx] if real is not None else None,
+                                 singular=singular)
     return value, values
 
 

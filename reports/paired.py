@@ -27,7 +27,11 @@ from evalkit.reports.bootstrap import (
     IntervalMethod,
     _as_samples,
     _compute,
+    constant_column,
     interval_from_values,
+    one_blas_thread,
+    real_state,
+    too_few_distinct_rows,
 )
 from evalkit.reports.tables import Cell, Column, Section, Table
 
@@ -46,7 +50,10 @@ def paired_bootstrap(
     """Interval of ``metric(B) - metric(A)`` where row i of ``fake_a`` and of ``fake_b`` share prompt and seed.
 
     Every round draws one set of sample indices for both rows and one resample of ``real`` (ignored for
-    metrics without a real set). ``Interval.value`` is the full-data difference.
+    metrics without a real set). ``Interval.value`` is the full-data difference. Rounds share the real
+    set's sums, send covariances that are singular by construction straight to the reference's sqrtm and
+    run with one BLAS thread (``evalkit.reports.bootstrap``); each value equals that of a plain round,
+    fresh metrics fed the resampled rows, at the same thread count (``tests/test_bootstrap_rounds.py``).
     """
     factory = (lambda: build_metric(metric)) if isinstance(metric, str) else metric
     if rounds < 1:
@@ -62,14 +69,22 @@ def paired_bootstrap(
         real = _as_samples(real, "real")
     else:
         real = None
-    value = _compute(factory, fake_b, real) - _compute(factory, fake_a, real)
+    # singular covariances (a constant column, too few distinct rows) skip the eigenvalue attempt
+    fixed = constant_column(fake_a) or constant_column(fake_b) or (real is not None and constant_column(real))
+    value = _compute(factory, fake_b, real, singular=fixed) - _compute(factory, fake_a, real, singular=fixed)
     rng = np.random.default_rng(seed)
     n = len(fake_a)
     values = np.empty(rounds, dtype=np.float64)
-    for r in range(rounds):
-        idx = rng.integers(0, n, n)
-        real_r = real[rng.integers(0, len(real), len(real))] if real is not None else None
-        values[r] = _compute(factory, fake_b[idx], real_r) - _compute(factory, fake_a[idx], real_r)
+    with one_blas_thread():
+        for r in range(rounds):
+            idx = rng.integers(0, n, n)
+            real_idx = rng.integers(0, len(real), len(real)) if real is not None else None
+            singular = fixed or too_few_distinct_rows(fake_a, idx) or (
+                real_idx is not None and too_few_distinct_rows(real, real_idx))
+            real_r = real[real_idx] if real is not None else None
+            shared = real_state(factory, real_r)
+            values[r] = (_compute(factory, fake_b[idx], real_r, shared=shared, singular=singular)
+                         - _compute(factory, fake_a[idx], real_r, shared=shared, singular=singular))
     return interval_from_values(value, values, level=level, method=method)
 
 

@@ -16,7 +16,7 @@ def bench_path(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
     yield
-    for name in ("metrics_throughput", "sampling", "detector_compile", "allocator"):
+    for name in ("metrics_throughput", "sampling", "detector_compile", "allocator", "paired_bootstrap"):
         sys.modules.pop(name, None)
 
 
@@ -66,6 +66,15 @@ def test_allocator_benchmark_gives_the_same_frames_under_both_settings(bench_pat
     assert result["same_frames"] and len(result["runs"]) == 2
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert result["rows"]["tuned"]["applied"] is glibc
+
+
+def test_paired_bootstrap_benchmark_gives_the_plain_rounds_interval(bench_path, tmp_path):
+    import paired_bootstrap
+
+    out = tmp_path / "paired_bootstrap.json"
+    assert paired_bootstrap.main(["--rounds", "2", "--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"fvd:shapes", "fid:shapes"} and all(r["identical"] for r in rows.values())
 
 
 @pytest.mark.heavy
