@@ -74,6 +74,36 @@ def run_features(run_dir: str, baseline: str, compared: str,
     return out
 
 
+def one_value_by_threads(dims: list[int], repeats: int) -> dict[str, dict[str, float]]:
+    """Seconds for one Fréchet value (sums of 2048 rows per set, then the distance) at larger D, with the
+    default BLAS threads and with one: whether one thread is also right for wider detectors."""
+    from evalkit.metrics.frechet import frechet_distance
+    from evalkit.metrics.stats import FeatureStats
+
+    def value(x: np.ndarray, y: np.ndarray) -> float:
+        sx, sy = FeatureStats(), FeatureStats()
+        sx.update(x)
+        sy.update(y)
+        return frechet_distance(sx.mean(), sx.cov(), sy.mean(), sy.cov(), n1=len(x), n2=len(y)).value
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for dim in dims:
+        x, y = rng.standard_normal((2048, dim)), 1.1 * rng.standard_normal((2048, dim))
+        times: dict[str, list[float]] = {"default": [], "one": []}
+        for _ in range(repeats):
+            for mode in times:
+                start = time.perf_counter()
+                if mode == "one":
+                    with threadpool_limits(limits=1, user_api="blas"):
+                        value(x, y)
+                else:
+                    value(x, y)
+                times[mode].append(time.perf_counter() - start)
+        out[str(dim)] = {f"{mode}_threads_s": statistics.median(t) for mode, t in times.items()}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40, help="bootstrap rounds per timing")
@@ -82,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="label of the baseline row in --run")
     parser.add_argument("--compared", help="label of the compared row in --run")
     parser.add_argument("--protocol", default="shapes")
+    parser.add_argument("--dims", type=int, nargs="*", default=[400, 1024],
+                        help="also time one Fréchet value at these D with default and one BLAS thread")
     parser.add_argument("--out", default="paired_bootstrap.json", help="JSON output file")
     args = parser.parse_args(argv)
 
@@ -125,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                       "interval": [ours.value, ours.low, ours.high, ours.std]}
     result = {"benchmark": "paired_bootstrap", "source": args.run or "synthetic", "rounds": args.rounds,
               "repeats": args.repeats, "machine": platform.machine(), "processor": platform.processor(),
-              "python": platform.python_version(), "rows": rows}
+              "python": platform.python_version(), "rows": rows,
+              "one_value_by_threads": one_value_by_threads(args.dims, args.repeats)}
     header = (f"{'metric':<12}{'features':>12}{'plain':>9}{'plain 1 thr':>13}{'evalkit':>9}{'speed-up':>10}"
               f"{'identical':>11}{'vs default':>12}")
     print(f"paired bootstrap, s per round, {args.rounds} rounds, medians of {args.repeats}; "
@@ -139,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     print("speed-up: plain rounds with the default BLAS threads / evalkit; identical: evalkit's interval and "
           "the one-thread plain interval, to the bit; vs default: largest difference of value and ends from "
           "the default-thread plain interval")
+    for dim, r in result["one_value_by_threads"].items():
+        print(f"one Fréchet value at D = {dim} (2048 rows per set): {r['default_threads_s']:.3f} s with the "
+              f"default BLAS threads, {r['one_threads_s']:.3f} s with one")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

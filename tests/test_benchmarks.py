@@ -72,7 +72,7 @@ def test_paired_bootstrap_benchmark_gives_the_plain_rounds_interval(bench_path, 
     import paired_bootstrap
 
     out = tmp_path / "paired_bootstrap.json"
-    assert paired_bootstrap.main(["--rounds", "2", "--repeats", "1", "--out", str(out)]) == 0
+    assert paired_bootstrap.main(["--rounds", "2", "--repeats", "1", "--dims", "16", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert set(rows) == {"fvd:shapes", "fid:shapes"} and all(r["identical"] for r in rows.values())
 
