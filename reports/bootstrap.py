@@ -18,6 +18,7 @@ values. Reports say which construction and how many rounds produced an interval.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -56,16 +57,23 @@ def _as_samples(features: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def one_blas_thread() -> threadpool_limits:
-    """Run the enclosed rounds with one BLAS thread.
+#: widest features whose bootstrap rounds run with one BLAS thread
+ONE_BLAS_THREAD_MAX_DIM = 512
+
+
+def one_blas_thread(dim: int) -> contextlib.AbstractContextManager:
+    """Run the enclosed rounds with one BLAS thread when the features are at most 512 wide.
 
     A round's linear algebra is a few D x D products, an eigenvalue attempt and a sqrtm. On two cores
-    with torch loaded, plain rounds at D = 128 ran three to seven times faster with one BLAS thread
-    than with two (``benchmarks/paired_bootstrap.py``); one Fréchet value took 0.08 s instead of 0.18 s
-    at D = 400 and about the same time at D = 1024. One thread also makes the rounds' arithmetic
-    independent of the machine's core count.
+    with torch loaded (``benchmarks/paired_bootstrap.py``), plain rounds at D = 128 ran three to seven
+    times faster with one BLAS thread than with two, and one Fréchet value took 0.06 s instead of
+    0.17 s at D = 400; at D = 1024 the two were even, and at D = 2048 one thread took 17.1 s against
+    9.9 s, so wider features keep the machine's threads. At these widths one thread also makes the
+    rounds' arithmetic independent of the machine's core count.
     """
-    return threadpool_limits(limits=1, user_api="blas")
+    if dim <= ONE_BLAS_THREAD_MAX_DIM:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def feed(metric: Metric, features: np.ndarray, *, real: bool) -> None:
@@ -159,7 +167,7 @@ def bootstrap_values(
     value = _compute(factory, fake, real, singular=fixed)
     rng = np.random.default_rng(seed)
     values = np.empty(rounds, dtype=np.float64)
-    with one_blas_thread():
+    with one_blas_thread(np.shape(fake)[-1]):
         for r in range(rounds):
             idx = rng.integers(0, len(fake), len(fake))
             real_idx = rng.integers(0, len(real), len(real)) if real is not None else None

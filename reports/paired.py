@@ -51,9 +51,10 @@ def paired_bootstrap(
 
     Every round draws one set of sample indices for both rows and one resample of ``real`` (ignored for
     metrics without a real set). ``Interval.value`` is the full-data difference. Rounds share the real
-    set's sums, send covariances that are singular by construction straight to the reference's sqrtm and
-    run with one BLAS thread (``evalkit.reports.bootstrap``); each value equals that of a plain round,
-    fresh metrics fed the resampled rows, at the same thread count (``tests/test_bootstrap_rounds.py``).
+    set's sums, send covariances that are singular by construction straight to the reference's sqrtm and,
+    for features up to 512 wide, run with one BLAS thread (``evalkit.reports.bootstrap``). Each value
+    equals that of a plain round, fresh metrics fed the resampled rows, at the same thread count
+    (``tests/test_bootstrap_rounds.py``).
     """
     factory = (lambda: build_metric(metric)) if isinstance(metric, str) else metric
     if rounds < 1:
@@ -75,7 +76,7 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     n = len(fake_a)
     values = np.empty(rounds, dtype=np.float64)
-    with one_blas_thread():
+    with one_blas_thread(np.shape(fake_a)[-1]):
         for r in range(rounds):
             idx = rng.integers(0, n, n)
             real_idx = rng.integers(0, len(real), len(real)) if real is not None else None

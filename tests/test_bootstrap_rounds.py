@@ -142,3 +142,18 @@ def test_singular_resamples_skip_the_eigenvalue_attempt(monkeypatch):
     calls.clear()
     paired_bootstrap(_PytorchFidLike, a, b, real, rounds=5, seed=0)
     assert calls == []
+
+
+def test_rounds_use_one_blas_thread_up_to_512_dimensions_only():
+    from threadpoolctl import threadpool_info
+
+    from evalkit.reports.bootstrap import one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with one_blas_thread(128):
+        assert blas_threads() == {1}
+    outside = blas_threads()
+    with one_blas_thread(2048):
+        assert blas_threads() == outside
