@@ -2,8 +2,8 @@
 
 A plain round feeds fresh metrics the resampled rows and computes them. The bootstrap instead shares
 one real-set state between the two rows of a paired round and sends resamples whose covariance is
-singular by construction straight to the reference's sqrtm, all with one BLAS thread. These tests
-replay the plain rounds from the same seed, at the same thread count, and compare.
+singular by construction straight to the reference's sqrtm, with one BLAS thread for features up to
+512 wide. These tests replay the plain rounds from the same seed, at the same thread count, and compare.
 """
 
 from __future__ import annotations
