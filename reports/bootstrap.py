@@ -14,6 +14,12 @@ Near zero distance (identical distributions) neither construction covers well: t
 the edge of its range, and the basic interval can reach below zero. For distances (Fréchet metrics,
 whose population value is never negative) the interval is cut at 0, which removes only impossible
 values. Reports say which construction and how many rounds produced an interval.
+
+Speed: rounds skip work that cannot change a value. Features up to 512 wide run with one BLAS
+thread (``one_blas_thread``). Covariances that are singular by construction (``constant_column``,
+``too_few_distinct_rows``) go straight to the reference's sqrtm. A paired round shares its real-set
+sums (``real_state``). Each value equals a plain round's at the same thread count
+(``tests/test_bootstrap_rounds.py``, ``benchmarks/paired_bootstrap.py``).
 """
 
 from __future__ import annotations
