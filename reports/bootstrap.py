@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.metrics.base import Metric, build_metric
@@ -152,11 +153,13 @@ def bootstrap_values(
     *,
     rounds: int = 100,
     seed: int = 0,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[float, np.ndarray]:
     """The full-data value and ``rounds`` bootstrap values of ``metric`` (a name or a factory).
 
     ``fake``/``real`` hold one row per sample ((n, D) or (n, T, D)); rows are resampled whole, so the
     frames of a video stay together. ``real`` is ignored (and may be None) for metrics without a real set.
+    ``progress`` is called with 1 after each round (e.g. a tqdm bar's ``update``).
     """
     factory = (lambda: build_metric(metric)) if isinstance(metric, str) else metric
     if rounds < 1:
@@ -181,6 +184,8 @@ def bootstrap_values(
                 real_idx is not None and too_few_distinct_rows(real, real_idx))
             values[r] = _compute(factory, fake[idx], real[real_idx] if real is not None else None,
                                  singular=singular)
+            if progress is not None:
+                progress(1)
     return value, values
 
 
@@ -217,9 +222,10 @@ def bootstrap_interval(
     seed: int = 0,
     level: float = 0.95,
     method: IntervalMethod = "basic",
+    progress: Callable[[int], object] | None = None,
 ) -> Interval:
     """Bootstrap interval of a metric computed from stored per-sample features."""
-    value, values = bootstrap_values(metric, fake, real, rounds=rounds, seed=seed)
+    value, values = bootstrap_values(metric, fake, real, rounds=rounds, seed=seed, progress=progress)
     probe = build_metric(metric) if isinstance(metric, str) else metric()
     floor = 0.0 if isinstance(probe, FrechetMetric) else None  # a distance is never negative
     return interval_from_values(value, values, level=level, method=method, floor=floor)
@@ -256,12 +262,13 @@ def bootstrap_frame(
     level: float = 0.95,
     method: IntervalMethod = "basic",
     metrics: Sequence[str] = BOOTSTRAP_METRICS,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Replace the intervals of measured rows by bootstrap intervals from the run's stored features.
 
     Each row is resampled with its own seed (derived from ``seed`` and the row's identity), so adding a
     run does not change the intervals of the others. Rows whose features or metric cannot be found keep
-    their stored interval; the returned messages say which and why.
+    their stored interval; the returned messages say which and why. ``progress`` shows a bar of rounds.
     """
     import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
     from evalkit.registry import METRICS
@@ -272,9 +279,12 @@ def bootstrap_frame(
     frame = frame.copy()
     messages: list[str] = []
     wanted = {normalise_metric(m) for m in metrics}
-    for i, rec in frame.iterrows():
-        if rec["source"] != "measured" or normalise_metric(str(rec["metric"])) not in wanted:
-            continue
+    chosen = [(i, rec) for i, rec in frame.iterrows()
+              if rec["source"] == "measured" and normalise_metric(str(rec["metric"])) in wanted]
+    bar = tqdm(total=len(chosen) * rounds, desc="bootstrap intervals", unit="round", disable=not progress)
+    for i, rec in chosen:
+        bar.set_postfix_str(f"{rec['generator']} {rec['metric']}", refresh=False)
+        done_before = bar.n
         full = f"{rec['metric']}:{rec['variant']}" if rec["variant"] else str(rec["metric"])
         label = f"{rec['generator']} / {rec['protocol']} / {full}"
         try:
@@ -284,9 +294,11 @@ def bootstrap_frame(
             fake = load_fake_features(rec["run_dir"], generator, rec["protocol"], detector)
             real = load_real_features(rec["run_dir"], rec["protocol"], detector) if cls.uses_real else None
             row_seed = sample_seed(seed, 0, f"{rec['run_id']}|{generator}|{rec['protocol']}|{full}")
-            iv = bootstrap_interval(cls, fake, real, rounds=rounds, seed=row_seed, level=level, method=method)
+            iv = bootstrap_interval(cls, fake, real, rounds=rounds, seed=row_seed, level=level, method=method,
+                                    progress=bar.update)
         except EvalkitError as exc:
             messages.append(f"{label}: no bootstrap interval ({exc})")
+            bar.update(rounds - (bar.n - done_before))
             continue
         if rec["value"] is not None and np.isfinite(rec["value"]) and not np.isclose(
                 iv.value, rec["value"], rtol=1e-4, atol=1e-6):
@@ -295,4 +307,5 @@ def bootstrap_frame(
         frame.at[i, "ci_low"] = iv.low
         frame.at[i, "ci_high"] = iv.high
         frame.at[i, "interval"] = f"{level:.0%} bootstrap ({iv.method}, {iv.rounds} rounds, seed {seed})"
+    bar.close()
     return frame, messages

@@ -161,6 +161,7 @@ def build_report(
     paired_baseline: str | None = None,
     paired_rounds: int = 1000,
     paired_with: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> Report:
     """Read the runs, compute what the options ask for and write the report files into ``out_dir``."""
     formats = parse_formats(list(formats))
@@ -171,13 +172,14 @@ def build_report(
     messages: list[str] = []
     frame = results_frame(runs)
     if bootstrap_rounds:
-        frame, msgs = bootstrap_frame(frame, rounds=bootstrap_rounds, seed=seed, level=level, method=method)
+        frame, msgs = bootstrap_frame(frame, rounds=bootstrap_rounds, seed=seed, level=level, method=method,
+                                      progress=progress)
         messages.extend(msgs)
     paired = pd.DataFrame()
     if paired_baseline:
         # before seed aggregation: pairs are rows of one plan, and the features belong to those rows
         paired, msgs = paired_frame(frame, paired_baseline, rounds=paired_rounds, seed=seed, level=level,
-                                    method=method, compared=paired_with)
+                                    method=method, compared=paired_with, progress=progress)
         messages.extend(msgs)
     frame = aggregate_seeds(frame)
     published = published_frame(list(published_tables) if published_tables is not None else None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.metrics.base import Metric, build_metric
@@ -46,6 +47,7 @@ def paired_bootstrap(
     seed: int = 0,
     level: float = 0.95,
     method: IntervalMethod = "percentile",
+    progress: Callable[[int], object] | None = None,
 ) -> Interval:
     """Interval of ``metric(B) - metric(A)`` where row i of ``fake_a`` and of ``fake_b`` share prompt and seed.
 
@@ -54,7 +56,7 @@ def paired_bootstrap(
     set's sums, send covariances that are singular by construction straight to the reference's sqrtm and,
     for features up to 512 wide, run with one BLAS thread (``evalkit.reports.bootstrap``). Each value
     equals that of a plain round, fresh metrics fed the resampled rows, at the same thread count
-    (``tests/test_bootstrap_rounds.py``).
+    (``tests/test_bootstrap_rounds.py``). ``progress`` is called with 1 after each round.
     """
     factory = (lambda: build_metric(metric)) if isinstance(metric, str) else metric
     if rounds < 1:
@@ -86,6 +88,8 @@ def paired_bootstrap(
             shared = real_state(factory, real_r)
             values[r] = (_compute(factory, fake_b[idx], real_r, shared=shared, singular=singular)
                          - _compute(factory, fake_a[idx], real_r, shared=shared, singular=singular))
+            if progress is not None:
+                progress(1)
     return interval_from_values(value, values, level=level, method=method)
 
 
@@ -124,13 +128,14 @@ def paired_frame(
     method: IntervalMethod = "percentile",
     metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
     compared: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Paired differences of final measured rows against ``baseline`` on the same protocol and metric.
 
     ``compared`` names the generators to compare (default: every other one). Each pair costs a bootstrap
     of ``rounds`` metric evaluations, so naming the rows that matter keeps a report over several run
     directories quick. Rows whose plan differs from the baseline's, whose features are missing, or whose
-    run used another real set are left out with a message saying why.
+    run used another real set are left out with a message saying why. ``progress`` shows a bar of rounds.
     """
     import evalkit.datasets  # noqa: F401  (registers dataset-specific metrics such as the shapes ones)
     from evalkit.registry import METRICS
@@ -151,22 +156,29 @@ def paired_frame(
         measured = measured[measured["generator"].isin([*compared, baseline])]
     base_rows = measured[measured["generator"] == baseline]
     out, messages = [], []
+    groups = []
     for base in base_rows.to_dict("records"):
-        full = f"{base['metric']}:{base['variant']}" if base["variant"] else str(base["metric"])
-        cls = METRICS.get(full)
         others = measured[(measured["protocol"] == base["protocol"]) & (measured["metric"] == base["metric"])
                           & (measured["variant"] == base["variant"]) & (measured["generator"] != baseline)]
-        if others.empty:
-            continue
+        if not others.empty:
+            groups.append((base, others.to_dict("records")))
+    bar = tqdm(total=sum(len(o) for _, o in groups) * rounds, desc="paired intervals", unit="round",
+               disable=not progress)
+    for base, others in groups:
+        full = f"{base['metric']}:{base['variant']}" if base["variant"] else str(base["metric"])
+        cls = METRICS.get(full)
         try:
             fake_a = load_fake_features(base["run_dir"], base["label"], base["protocol"], cls.detector)
             real = load_real_features(base["run_dir"], base["protocol"], cls.detector) if cls.uses_real else None
             plan_a = load_plan(base["run_dir"], base["protocol"])
         except EvalkitError as exc:
             messages.append(f"paired {baseline} / {base['protocol']} / {full}: baseline unusable ({exc})")
+            bar.update(len(others) * rounds)
             continue
-        for rec in others.to_dict("records"):
+        for rec in others:
             where = f"paired {rec['generator']} vs {baseline} / {rec['protocol']} / {full}"
+            bar.set_postfix_str(f"{rec['generator']} {base['metric']}", refresh=False)
+            done_before = bar.n
             try:
                 if rec["run_dir"] != base["run_dir"]:
                     check_same_plan(plan_a, load_plan(rec["run_dir"], rec["protocol"]), where=where)
@@ -176,9 +188,10 @@ def paired_frame(
                 fake_b = load_fake_features(rec["run_dir"], rec["label"], rec["protocol"], cls.detector)
                 row_seed = sample_seed(seed, 0, f"paired|{baseline}|{rec['generator']}|{rec['protocol']}|{full}")
                 iv = paired_bootstrap(cls, fake_a, fake_b, real, rounds=rounds, seed=row_seed, level=level,
-                                      method=method)
+                                      method=method, progress=bar.update)
             except EvalkitError as exc:
                 messages.append(f"{where}: left out ({exc})")
+                bar.update(rounds - (bar.n - done_before))
                 continue
             hib = bool(base["higher_is_better"])
             out.append({
@@ -189,6 +202,7 @@ def paired_frame(
                 "n_pairs": len(fake_a),
                 "interval": f"{level:.0%} paired bootstrap ({iv.method}, {iv.rounds} rounds, seed {seed})",
             })
+    bar.close()
     return pd.DataFrame(out, columns=PAIRED_COLUMNS), messages
 
 

@@ -155,3 +155,20 @@ def test_report_paired_with_refuses_unknown_rows_and_a_missing_baseline(tmp_path
     assert "--paired-with" in err and "'nope'" in err and "fit[steps=16]" in err
     assert main(["report", str(tmp_path / "run"), "--format", "md", "--paired-with", "fit[steps=16]"]) == 2
     assert "name the baseline with --paired" in capsys.readouterr().err
+
+
+def test_report_shows_bootstrap_progress_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    use_test_metrics(monkeypatch)
+    write_example_run(tmp_path / "run", steps=(8, 16))
+    args = ["report", str(tmp_path / "run"), "--format", "csv", "--bootstrap", "5", "--paired", "fit[steps=8]",
+            "--paired-rounds", "7"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    # five measured rows (FVD and CLIPSIM of two generators, a partial FVD) of 5 rounds each; one final
+    # pair per metric of 7 rounds each
+    assert "bootstrap intervals" in err and "25/25" in err
+    assert "paired intervals" in err and "14/14" in err
+    with_bars = pd.read_csv(tmp_path / "run" / "report" / "paired.csv")
+    assert main([*args, "--no-progress"]) == 0
+    assert "intervals" not in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "report" / "paired.csv"), with_bars)

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         parser = argparse.ArgumentParser(prog="evalkit")
         report.add_parser(parser.add_subparsers())
         report_args = parser.parse_args(["report", str(args.out), "--out", str(args.out / "report"),
-                                         "--bootstrap", str(args.bootstrap)])
+                                         "--bootstrap", str(args.bootstrap)]
+                                        + (["--no-progress"] if args.no_progress else []))
         report.run(report_args)
     print(f"\nresults: {args.out / 'results.sqlite'}")
     return 0

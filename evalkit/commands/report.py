@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid-videos", type=int, default=4, help="videos per sample grid (0: no grids)")
     p.add_argument("--grid-frames", type=int, default=8, help="frames per video in sample grids")
     p.add_argument("--title", default="t2v-evalkit report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars for the bootstrap rounds")
     p.set_defaults(func=run)
 
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.run_dirs, out, formats=formats, bootstrap_rounds=args.bootstrap, seed=args.seed, level=args.level,
         method=args.interval, published_tables=_published(args.published), grid_videos=args.grid_videos,
         grid_frames=args.grid_frames, title=args.title, paired_baseline=args.paired,
-        paired_rounds=args.paired_rounds, paired_with=args.paired_with,
+        paired_rounds=args.paired_rounds, paired_with=args.paired_with, progress=not args.no_progress,
     )
     n_measured = report.frame["generator"].nunique()
     n_partial = len(report.partial)
