@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -115,6 +115,22 @@ def too_few_distinct_rows(features: np.ndarray, idx: np.ndarray) -> bool:
     return len(np.unique(idx)) * rows_per_sample <= features.shape[-1]
 
 
+def resamples(rng: np.random.Generator, fake: np.ndarray, real: np.ndarray | None, rounds: int, *,
+              constant: bool) -> Iterator[tuple[np.ndarray, np.ndarray | None, bool]]:
+    """Per round: indices into ``fake``, indices into ``real`` (None without one), and whether a
+    covariance of the round is singular by construction (``constant``: a set has a constant column).
+
+    The indices are drawn in the order plain rounds draw them (generated set first), so a seed gives
+    the same rounds whichever loop consumes them.
+    """
+    for _ in range(rounds):
+        idx = rng.integers(0, len(fake), len(fake))
+        real_idx = rng.integers(0, len(real), len(real)) if real is not None else None
+        singular = constant or too_few_distinct_rows(fake, idx) or (
+            real_idx is not None and too_few_distinct_rows(real, real_idx))
+        yield idx, real_idx, singular
+
+
 def real_state(factory: Callable[[], Metric], real: np.ndarray | None) -> dict[str, np.ndarray] | None:
     """A Fréchet metric's real-set sums for ``real``, computed once per round and shared by the rows it
     scores (for the other metrics, whose real state is the features themselves, None: they are fed)."""
@@ -172,16 +188,12 @@ def bootstrap_values(
         real = _as_samples(real, "real")
     else:
         real = None
-    fixed = constant_column(fake) or (real is not None and constant_column(real))
-    value = _compute(factory, fake, real, singular=fixed)
-    rng = np.random.default_rng(seed)
+    constant = any(constant_column(x) for x in (fake, real) if x is not None)
+    value = _compute(factory, fake, real, singular=constant)
     values = np.empty(rounds, dtype=np.float64)
     with one_blas_thread(np.shape(fake)[-1]):
-        for r in range(rounds):
-            idx = rng.integers(0, len(fake), len(fake))
-            real_idx = rng.integers(0, len(real), len(real)) if real is not None else None
-            singular = fixed or too_few_distinct_rows(fake, idx) or (
-                real_idx is not None and too_few_distinct_rows(real, real_idx))
+        rounds_drawn = resamples(np.random.default_rng(seed), fake, real, rounds, constant=constant)
+        for r, (idx, real_idx, singular) in enumerate(rounds_drawn):
             values[r] = _compute(factory, fake[idx], real[real_idx] if real is not None else None,
                                  singular=singular)
             if progress is not None:

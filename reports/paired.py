@@ -32,7 +32,7 @@ from evalkit.reports.bootstrap import (
     interval_from_values,
     one_blas_thread,
     real_state,
-    too_few_distinct_rows,
+    resamples,
 )
 from evalkit.reports.tables import Cell, Column, Section, Table
 
@@ -72,18 +72,13 @@ def paired_bootstrap(
         real = _as_samples(real, "real")
     else:
         real = None
-    # singular covariances (a constant column, too few distinct rows) skip the eigenvalue attempt
-    fixed = constant_column(fake_a) or constant_column(fake_b) or (real is not None and constant_column(real))
-    value = _compute(factory, fake_b, real, singular=fixed) - _compute(factory, fake_a, real, singular=fixed)
-    rng = np.random.default_rng(seed)
-    n = len(fake_a)
+    constant = any(constant_column(x) for x in (fake_a, fake_b, real) if x is not None)
+    value = _compute(factory, fake_b, real, singular=constant) - _compute(factory, fake_a, real, singular=constant)
     values = np.empty(rounds, dtype=np.float64)
     with one_blas_thread(np.shape(fake_a)[-1]):
-        for r in range(rounds):
-            idx = rng.integers(0, n, n)
-            real_idx = rng.integers(0, len(real), len(real)) if real is not None else None
-            singular = fixed or too_few_distinct_rows(fake_a, idx) or (
-                real_idx is not None and too_few_distinct_rows(real, real_idx))
+        # one draw of sample indices per round serves both rows
+        rounds_drawn = resamples(np.random.default_rng(seed), fake_a, real, rounds, constant=constant)
+        for r, (idx, real_idx, singular) in enumerate(rounds_drawn):
             real_r = real[real_idx] if real is not None else None
             shared = real_state(factory, real_r)
             values[r] = (_compute(factory, fake_b[idx], real_r, shared=shared, singular=singular)
