@@ -13,7 +13,8 @@ embeddings -> split into G groups, each spanning ALL frames and a spatial window
 
 -> LayerNorm + linear head on patch tokens -> un-patchify -> F. All sub-layers are pre-LayerNorm
 residuals; cross-attentions also normalise keys/values. There are no local (patch self-attention)
-layers. Patch tokens stay in group layout (B*G, P/G, d_p), ordered (t_group, h_group, w_group, t, h, w).
+layers; ``local_mixing`` (not in the paper, off by default) adds a residual depthwise convolution over
+the patch grid after each write. Patch tokens stay in group layout (B*G, P/G, d_p), ordered (t_group, h_group, w_group, t, h, w).
 
 Self-conditioning: ``cond.carry`` holds the latents returned by the previous call (None = zeros);
 they enter only through LN0(MLP(carry)) added to the latent initialisation, with LN0 zero-initialised
@@ -63,6 +64,7 @@ class FITConfig:
     pos_init_std: float = 0.02         # pos_init "normal": standard deviation of each of the t/h/w tables
     pos_sincos_amplitude: float = 1.0  # pos_init "sincos": multiplier of the sin/cos tables
     embed_kernel: list[int] | None = None  # (T, H, W) pixels each patch token is embedded from; None = the patch
+    local_mixing: list[int] | None = None  # (T, H, W) patches of a depthwise conv after each write; None = none
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "group_size"):
@@ -82,6 +84,9 @@ class FITConfig:
             if len(kernel) != 3 or any(int(k) < int(p) or (int(k) - int(p)) % 2 for k, p in zip(kernel, patch)):
                 raise ValueError(f"embed_kernel must be three sizes (T, H, W), each at least the patch size {patch} "
                                  f"and larger by an even number (centred on its patch), got {kernel}")
+        if self.local_mixing is not None:
+            if len(self.local_mixing) != 3 or any(int(k) < 1 or int(k) % 2 == 0 for k in self.local_mixing):
+                raise ValueError(f"local_mixing must be three odd sizes (T, H, W) in patches, got {self.local_mixing}")
         if self.pos_init not in POS_INITS:
             raise ValueError(f"pos_init must be one of {POS_INITS}, got {self.pos_init!r}")
         if not self.pos_init_std >= 0:
@@ -253,6 +258,36 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class LocalMixing(nn.Module):
+    """Residual depthwise convolution over the patch grid: LN -> depthwise Conv3d -> GELU -> Linear.
+
+    Not in the paper's FIT, where a patch token meets other tokens only through its group's latents, so
+    each token decides alone what its own 4x4 pixels hold. This layer lets neighbouring tokens in space
+    and time agree (a shape's edge, the same shape one frame later), and its zero padding tells a token
+    where the clip's borders are (the conditional positional encoding of CPVT). The output projection
+    starts at zero: a network trained without the layer continues training from the same function.
+    """
+
+    def __init__(self, width: int, kernel: list[int], grid: tuple[int, int, int], group: tuple[int, int, int]):
+        super().__init__()
+        self.grid, self.group = tuple(grid), tuple(int(g) for g in group)
+        self.norm = nn.LayerNorm(width)
+        self.conv = nn.Conv3d(width, width, tuple(int(k) for k in kernel), padding=tuple(int(k) // 2 for k in kernel),
+                              groups=width)
+        self.proj = nn.Linear(width, width)
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()   # PyTorch's default: the mixed tokens start at about the input's scale
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches (B*G, n, d) in group layout -> the update, same layout."""
+        grid = from_groups(self.norm(patches), self.grid, self.group)          # (B, Tp, Hp, Wp, d)
+        mixed = self.conv(grid.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
+        return to_groups(self.proj(F.gelu(mixed)), self.group)
+
+
 class FITBlock(nn.Module):
     """Conditioning read, group-wise read, K global layers, group-wise write; FF after each attention."""
 
@@ -269,6 +304,8 @@ class FITBlock(nn.Module):
         )
         self.write = Attention(dp, cfg.patch_head_dim, dl)
         self.write_ff = FeedForward(dp, cfg.ff_ratio)
+        self.mixing = (LocalMixing(dp, cfg.local_mixing, cfg.patch_grid, cfg.group_size)
+                       if cfg.local_mixing is not None else None)
 
     def forward(self, patches: torch.Tensor, latents: torch.Tensor, context: torch.Tensor,
                 context_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,6 +324,8 @@ class FITBlock(nn.Module):
         lat_g = latents.reshape(b * groups, num_latents // groups, dl)
         patches = patches + self.write(patches, lat_g)
         patches = patches + self.write_ff(patches)
+        if self.mixing is not None:
+            patches = patches + self.mixing(patches)
         return patches, latents
 
 
@@ -323,6 +362,9 @@ class FIT(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, LocalMixing):
+                m.reset_parameters()
         init_positional(self.config, self.pos_t, self.pos_h, self.pos_w)
         nn.init.trunc_normal_(self.latent_embed, std=0.02)
         nn.init.zeros_(self.self_cond_norm.weight)

@@ -265,3 +265,38 @@ def test_linear_weights_widened_to_a_kernel_compute_the_same_network():
 def test_embedding_kernel_must_cover_and_centre_on_the_patch(kernel):
     with pytest.raises(ValueError, match="embed_kernel"):
         small(embed_kernel=kernel)
+
+
+def test_local_mixing_starts_as_the_network_without_it():
+    """A checkpoint trained without the layer loads (new tensors keep their init) and computes the same."""
+    torch.manual_seed(0)
+    paper, mixed = FIT(small()), FIT(small(local_mixing=[3, 3, 3]))
+    missing = mixed.load_state_dict(paper.state_dict(), strict=False).missing_keys
+    assert missing and all(".mixing." in key for key in missing)
+    x, c = torch.randn(2, 3, 3, 12, 20), cond_for(2, paper.config)
+    torch.testing.assert_close(mixed(x, torch.full((2,), 0.3), c)[0], paper(x, torch.full((2,), 0.3), c)[0])
+
+
+def test_local_mixing_reaches_exactly_the_neighbouring_patches_across_groups():
+    """With no global layers, groups only meet through the mixing: the patches a change reaches spread by
+    its kernel (here one patch left and right, none in time or height) into other groups, and no further."""
+    cfg = small(global_layers=0, num_blocks=1, group_size=[3, 3, 1], local_mixing=[1, 1, 3])
+    net = FIT(cfg).eval()
+    torch.nn.init.normal_(net.blocks[0].mixing.proj.weight, std=0.1)
+    x, c = torch.randn(1, 3, 3, 12, 20), cond_for(1, cfg)
+    base, _ = net(x, torch.zeros(1), c)
+    x2 = x.clone()
+    x2[:, :, 1, 5, 9] += 1.0  # frame 1, patch row 1, patch column 2 (group 2)
+    out, _ = net(x2, torch.zeros(1), c)
+    changed_patch = (out - base).abs().amax(dim=1)[0].reshape(3, 3, 4, 5, 4).amax(dim=(2, 4)) > 1e-6
+    # the group-wise write changes all of group 2 (patch column 2, every frame and row); the mixing after
+    # it carries that one column to each side, and columns 0 and 4 stay as they were
+    expected = torch.zeros(3, 3, 5, dtype=torch.bool)
+    expected[:, :, 1:4] = True
+    assert torch.equal(changed_patch, expected)
+
+
+@pytest.mark.parametrize("kernel", [[3, 3], [3, 2, 3], [0, 3, 3]])
+def test_local_mixing_kernel_must_be_three_odd_sizes(kernel):
+    with pytest.raises(ValueError, match="local_mixing"):
+        small(local_mixing=kernel)
