@@ -264,8 +264,11 @@ class LocalMixing(nn.Module):
     Not in the paper's FIT, where a patch token meets other tokens only through its group's latents, so
     each token decides alone what its own 4x4 pixels hold. This layer lets neighbouring tokens in space
     and time agree (a shape's edge, the same shape one frame later), and its zero padding tells a token
-    where the clip's borders are (the conditional positional encoding of CPVT). The output projection
-    starts at zero: a network trained without the layer continues training from the same function.
+    where the clip's borders are (the conditional positional encoding of CPVT). A per-channel gain on the
+    output starts at zero, so a network trained without the layer continues from the same function. The
+    gain is a vector on purpose: LAMB scales each matrix's step to the matrix's own norm, so a
+    zero-initialised output matrix would stay near zero for the whole run, where a vector (no weight
+    decay, hence no trust ratio) takes plain Adam steps.
     """
 
     def __init__(self, width: int, kernel: list[int], grid: tuple[int, int, int], group: tuple[int, int, int]):
@@ -275,17 +278,19 @@ class LocalMixing(nn.Module):
         self.conv = nn.Conv3d(width, width, tuple(int(k) for k in kernel), padding=tuple(int(k) // 2 for k in kernel),
                               groups=width)
         self.proj = nn.Linear(width, width)
+        self.gain = nn.Parameter(torch.zeros(width))
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()   # PyTorch's default: the mixed tokens start at about the input's scale
-        nn.init.zeros_(self.proj.weight)
+        nn.init.trunc_normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
+        nn.init.zeros_(self.gain)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """patches (B*G, n, d) in group layout -> the update, same layout."""
         grid = from_groups(self.norm(patches), self.grid, self.group)          # (B, Tp, Hp, Wp, d)
         mixed = self.conv(grid.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
-        return to_groups(self.proj(F.gelu(mixed)), self.group)
+        return to_groups(self.proj(F.gelu(mixed)) * self.gain, self.group)
 
 
 class FITBlock(nn.Module):

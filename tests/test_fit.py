@@ -282,7 +282,7 @@ def test_local_mixing_reaches_exactly_the_neighbouring_patches_across_groups():
     its kernel (here one patch left and right, none in time or height) into other groups, and no further."""
     cfg = small(global_layers=0, num_blocks=1, group_size=[3, 3, 1], local_mixing=[1, 1, 3])
     net = FIT(cfg).eval()
-    torch.nn.init.normal_(net.blocks[0].mixing.proj.weight, std=0.1)
+    torch.nn.init.normal_(net.blocks[0].mixing.gain, std=1.0)
     x, c = torch.randn(1, 3, 3, 12, 20), cond_for(1, cfg)
     base, _ = net(x, torch.zeros(1), c)
     x2 = x.clone()
@@ -294,6 +294,37 @@ def test_local_mixing_reaches_exactly_the_neighbouring_patches_across_groups():
     expected = torch.zeros(3, 3, 5, dtype=torch.bool)
     expected[:, :, 1:4] = True
     assert torch.equal(changed_patch, expected)
+
+
+def test_local_mixing_gain_leaves_zero_under_lamb_where_a_zero_matrix_would_not():
+    """The layer's zero start sits in a vector, which LAMB steps like Adam (|step| = lr on the first
+    step); a zero-initialised matrix in its place would have its steps scaled to its own tiny norm."""
+    from evalkit.generators.lamb import Lamb, param_groups_no_decay
+
+    def first_two_steps(tensor_name):
+        torch.manual_seed(0)
+        net = FIT(small(local_mixing=[3, 3, 3]))
+        mixing = net.blocks[0].mixing
+        if tensor_name == "proj.weight":              # the alternative: zero matrix, unit gain
+            torch.nn.init.zeros_(mixing.proj.weight)
+            torch.nn.init.ones_(mixing.gain)
+        param = mixing.get_parameter(tensor_name)
+        opt = Lamb(param_groups_no_decay(net, 0.01), lr=1e-3)
+        x, c = torch.randn(2, 3, 3, 12, 20), cond_for(2, net.config)
+        sizes = []
+        for _ in range(2):
+            before = param.detach().clone()
+            opt.zero_grad()
+            (net(x, torch.full((2,), 0.3), c)[0].square().sum() * 1e3).backward()   # gradients far above eps
+            opt.step()
+            sizes.append((param.detach() - before).abs().median().item())
+        return sizes
+
+    gain_steps = first_two_steps("gain")
+    assert gain_steps[0] == pytest.approx(1e-3, rel=1e-3) and gain_steps[1] > 0.5e-3
+    matrix_steps = first_two_steps("proj.weight")
+    assert matrix_steps[0] == pytest.approx(1e-3, rel=1e-2)   # trust ratio 1 while the norm is zero
+    assert matrix_steps[1] < 1e-5                              # then steps of lr x its own norm
 
 
 @pytest.mark.parametrize("kernel", [[3, 3], [3, 2, 3], [0, 3, 3]])
