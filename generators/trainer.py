@@ -49,7 +49,7 @@ from evalkit.generators.checkpoints import (
     training_cost,
 )
 from evalkit.generators.fit import widen_patch_embeddings
-from evalkit.generators.lamb import Lamb, param_groups_no_decay
+from evalkit.generators.lamb import Lamb, param_groups_no_decay, zero_under_trust_ratio
 from evalkit.generators.schedules import EMA, WarmupCosine
 from evalkit.generators.text_encoders import TextEncoder, build_text_encoder
 from evalkit.registry import Registry
@@ -367,6 +367,7 @@ class Trainer:
                   else param_groups_no_decay(self.model, config.optimizer.weight_decay,
                                         honour_no_weight_decay=config.optimizer.no_decay_embeddings))
         self.optimizer = self._make_optimizer(groups)
+        self._warn_zero_under_trust_ratio()
         self.schedule = WarmupCosine(config.optimizer.lr, config.steps, config.schedule.warmup_steps,
                                      config.schedule.final_lr_ratio, config.schedule.warmup_start_factor)
         self.ema = EMA(self.model, config.ema.half_life_samples, config.batch_size, config.ema.rampup_ratio)
@@ -388,6 +389,19 @@ class Trainer:
             return Lamb(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
                         trust_clip=o.trust_clip)
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+    def _warn_zero_under_trust_ratio(self) -> None:
+        if self.rank or not isinstance(self.optimizer, Lamb):
+            return
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        stalled = zero_under_trust_ratio(self.optimizer, names)
+        if stalled:
+            shown = ", ".join(stalled[:6]) + (f" and {len(stalled) - 6} more" if len(stalled) > 6 else "")
+            warnings.warn(
+                f"optimizer: {len(stalled)} parameter tensor(s) start at exactly zero and get LAMB's trust ratio "
+                f"({shown}); each step moves them by about lr x their own norm, so they stay near zero. "
+                "Use optimizer.name: adamw, or start them at zero in a vector (no weight decay, no trust ratio)",
+                stacklevel=2)
 
     def _init_weights(self, path: Path) -> None:
         state, meta = load_weights(path)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from timm.optim import Lamb as TimmLamb
 
-from evalkit.generators.lamb import Lamb, param_groups_no_decay, trust_ratio
+from evalkit.generators.lamb import Lamb, param_groups_no_decay, trust_ratio, zero_under_trust_ratio
 
 
 def _mlp(seed: int = 0, dtype=torch.float64) -> torch.nn.Module:
@@ -166,3 +166,31 @@ def test_trust_ratio_ties_a_small_embedding_to_its_norm_and_no_decay_frees_it():
         moved[wd] = (emb.detach() - start).norm() / start.norm()
     assert moved[0.01] < 10 * lr * 1.05                      # at most lr of its own norm per step
     assert moved[0.0] > 10 * moved[0.01]                     # Adam: ~lr per entry, far more than 2% of 0.02
+
+
+def test_a_zero_matrix_stays_near_zero_under_lamb_and_timm_agrees_and_it_is_named():
+    """Trust ratio 1 at norm zero, then steps of lr x the tensor's own norm: a zero-initialised output
+    layer grows by at most (1 + lr) per step. ``zero_under_trust_ratio`` names exactly such tensors."""
+    lr = 1e-2
+    norms = {}
+    for name, cls in (("ours", Lamb), ("timm", TimmLamb)):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+        for tensor in (model[0].bias, model[2].weight, model[2].bias):
+            torch.nn.init.zeros_(tensor)
+        opt = cls(param_groups_no_decay(model, 0.01), lr=lr)
+        if name == "ours":
+            names = {id(p): n for n, p in model.named_parameters()}
+            assert zero_under_trust_ratio(opt, names) == ["2.weight"]      # zero biases: plain Adam, not named
+            assert set(zero_under_trust_ratio(Lamb(model.parameters(), lr=lr, always_adapt=True, weight_decay=0),
+                                              names)) == {"0.bias", "2.weight", "2.bias"}
+        x = torch.randn(32, 8)
+        for _ in range(20):
+            opt.zero_grad()
+            (model(x) - 1.0).square().mean().backward()
+            opt.step()
+        norms[name] = model[2].weight.detach().norm().item()
+    first_step = lr * 8     # every entry moves by lr on the first step: ||.|| = lr * sqrt(64)
+    for norm in norms.values():
+        assert first_step * 0.99 < norm < first_step * (1 + lr) ** 19 * 1.01
+    assert zero_under_trust_ratio(Lamb(param_groups_no_decay(model, 0.01), lr=lr), {}) == []

@@ -38,10 +38,12 @@ class ToyModel(nn.Module):
     """Predicts the noise added to each pixel from the noisy pixel, the pooled text and 1/fps; has
     dropout so the global RNG matters as well as the loss generator."""
 
-    def __init__(self, text_dim: int, hidden: int = 16):
+    def __init__(self, text_dim: int, hidden: int = 16, zero_output: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(3 + text_dim + 1, hidden), nn.SiLU(), nn.Dropout(0.2),
                                  nn.Linear(hidden, 3))
+        if zero_output:     # the zero-initialised output layer of ADM-style networks
+            nn.init.zeros_(self.net[3].weight)
 
     def loss(self, videos, text_tokens, text_mask, fps, is_image, generator):
         x = videos.float() / 127.5 - 1
@@ -242,6 +244,20 @@ def test_listed_embeddings_join_the_no_decay_group_only_when_asked(tmp_path, no_
     decay = {g["weight_decay"]: {id(p) for p in g["params"]} for g in trainer.optimizer.param_groups}
     assert (id(listed) in decay[0.0]) is no_decay_embeddings
     assert id(trainer.model.net[3].weight) in decay[0.01]
+
+
+@pytest.mark.parametrize("optimizer", ["lamb", "adamw"])
+def test_zero_matrices_under_lamb_are_named_at_setup(tmp_path, optimizer, recwarn):
+    config = _config(**{"model.params.zero_output": True, "optimizer.name": optimizer})
+    Trainer(config, tmp_path, progress=False)
+    messages = [str(w.message) for w in recwarn if "trust ratio" in str(w.message)]
+    if optimizer == "adamw":
+        assert messages == []
+    else:
+        assert len(messages) == 1 and "(net.3.weight)" in messages[0] and "adamw" in messages[0]
+    recwarn.clear()
+    Trainer(_config(), tmp_path / "plain", progress=False)      # the same network with its default init
+    assert not [w for w in recwarn if "trust ratio" in str(w.message)]
 
 
 def test_bf16_autocast_and_adamw(tmp_path):
