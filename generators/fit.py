@@ -281,9 +281,8 @@ class LocalMixing(nn.Module):
         self.gain = nn.Parameter(torch.zeros(width))
 
     def reset_parameters(self) -> None:
+        """The convolution and the gain; ``FIT.reset_parameters`` sets the norm and projection like its others."""
         self.conv.reset_parameters()   # PyTorch's default: the mixed tokens start at about the input's scale
-        nn.init.trunc_normal_(self.proj.weight, std=0.02)
-        nn.init.zeros_(self.proj.bias)
         nn.init.zeros_(self.gain)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
@@ -362,14 +361,11 @@ class FIT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, PatchEmbedding):
+            elif isinstance(m, (PatchEmbedding, LocalMixing)):
                 m.reset_parameters()
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, LocalMixing):
-                m.reset_parameters()
         init_positional(self.config, self.pos_t, self.pos_h, self.pos_w)
         nn.init.trunc_normal_(self.latent_embed, std=0.02)
         nn.init.zeros_(self.self_cond_norm.weight)

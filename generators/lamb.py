@@ -105,20 +105,18 @@ class Lamb(Optimizer):
         return loss
 
 
-def zero_under_trust_ratio(optimizer: Lamb, names: dict[int, str]) -> list[str]:
-    """Names of parameters that are exactly zero and get a trust ratio: LAMB will barely move them.
+def zero_under_trust_ratio(optimizer: Lamb, model: torch.nn.Module) -> list[str]:
+    """Names of ``model``'s parameters that are exactly zero and get a trust ratio: LAMB will barely move them.
 
     The trust ratio is 1 while a tensor's norm is zero, so the first step moves it by lr; from then on
     each step moves it by about lr times its own norm, so it grows by at most (1 + lr) per step and stays
     near zero for a whole run. Zero-initialised output layers (ADM-style U-Nets, adapters) need Adam or
-    a zero start in a vector (no weight decay, hence no trust ratio). ``names`` maps ``id(param)`` to a name.
+    a zero start in a vector (no weight decay, hence no trust ratio).
     """
-    stalled = []
-    for group in optimizer.param_groups:
-        if group["adam"] or not (group["weight_decay"] != 0 or group["always_adapt"]):
-            continue
-        stalled += [names.get(id(p), "?") for p in group["params"] if p.numel() and not p.detach().any()]
-    return stalled
+    adapted = {id(p) for group in optimizer.param_groups
+               if not group["adam"] and (group["weight_decay"] != 0 or group["always_adapt"])
+               for p in group["params"]}
+    return [name for name, p in model.named_parameters() if id(p) in adapted and p.numel() and not p.detach().any()]
 
 
 def trust_ratio(weight: torch.Tensor, update: torch.Tensor, clip: bool = False,

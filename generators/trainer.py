@@ -393,8 +393,7 @@ class Trainer:
     def _warn_zero_under_trust_ratio(self) -> None:
         if self.rank or not isinstance(self.optimizer, Lamb):
             return
-        names = {id(p): name for name, p in self.model.named_parameters()}
-        stalled = zero_under_trust_ratio(self.optimizer, names)
+        stalled = zero_under_trust_ratio(self.optimizer, self.model)
         if stalled:
             shown = ", ".join(stalled[:6]) + (f" and {len(stalled) - 6} more" if len(stalled) > 6 else "")
             warnings.warn(

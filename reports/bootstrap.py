@@ -131,6 +131,16 @@ def resamples(rng: np.random.Generator, fake: np.ndarray, real: np.ndarray | Non
         yield idx, real_idx, singular
 
 
+@contextlib.contextmanager
+def rounds_of_row(bar: tqdm, rounds: int) -> Iterator[None]:
+    """Count one row's ``rounds`` on ``bar`` in full, also when the row fails part-way or before its first round."""
+    start = bar.n
+    try:
+        yield
+    finally:
+        bar.update(rounds - (bar.n - start))
+
+
 def real_state(factory: Callable[[], Metric], real: np.ndarray | None) -> dict[str, np.ndarray] | None:
     """A Fréchet metric's real-set sums for ``real``, computed once per round and shared by the rows it
     scores (for the other metrics, whose real state is the features themselves, None: they are fed)."""
@@ -296,21 +306,20 @@ def bootstrap_frame(
     bar = tqdm(total=len(chosen) * rounds, desc="bootstrap intervals", unit="round", disable=not progress)
     for i, rec in chosen:
         bar.set_postfix_str(f"{rec['generator']} {rec['metric']}", refresh=False)
-        done_before = bar.n
         full = f"{rec['metric']}:{rec['variant']}" if rec["variant"] else str(rec["metric"])
         label = f"{rec['generator']} / {rec['protocol']} / {full}"
         try:
-            cls = METRICS.get(full)
-            detector = cls.detector
-            generator = str(rec["label"])
-            fake = load_fake_features(rec["run_dir"], generator, rec["protocol"], detector)
-            real = load_real_features(rec["run_dir"], rec["protocol"], detector) if cls.uses_real else None
-            row_seed = sample_seed(seed, 0, f"{rec['run_id']}|{generator}|{rec['protocol']}|{full}")
-            iv = bootstrap_interval(cls, fake, real, rounds=rounds, seed=row_seed, level=level, method=method,
-                                    progress=bar.update)
+            with rounds_of_row(bar, rounds):
+                cls = METRICS.get(full)
+                detector = cls.detector
+                generator = str(rec["label"])
+                fake = load_fake_features(rec["run_dir"], generator, rec["protocol"], detector)
+                real = load_real_features(rec["run_dir"], rec["protocol"], detector) if cls.uses_real else None
+                row_seed = sample_seed(seed, 0, f"{rec['run_id']}|{generator}|{rec['protocol']}|{full}")
+                iv = bootstrap_interval(cls, fake, real, rounds=rounds, seed=row_seed, level=level, method=method,
+                                        progress=bar.update)
         except EvalkitError as exc:
             messages.append(f"{label}: no bootstrap interval ({exc})")
-            bar.update(rounds - (bar.n - done_before))
             continue
         if rec["value"] is not None and np.isfinite(rec["value"]) and not np.isclose(
                 iv.value, rec["value"], rtol=1e-4, atol=1e-6):

@@ -33,6 +33,7 @@ from evalkit.reports.bootstrap import (
     one_blas_thread,
     real_state,
     resamples,
+    rounds_of_row,
 )
 from evalkit.reports.tables import Cell, Column, Section, Table
 
@@ -173,20 +174,19 @@ def paired_frame(
         for rec in others:
             where = f"paired {rec['generator']} vs {baseline} / {rec['protocol']} / {full}"
             bar.set_postfix_str(f"{rec['generator']} {base['metric']}", refresh=False)
-            done_before = bar.n
             try:
-                if rec["run_dir"] != base["run_dir"]:
-                    check_same_plan(plan_a, load_plan(rec["run_dir"], rec["protocol"]), where=where)
-                    if cls.uses_real and not np.array_equal(
-                            real, load_real_features(rec["run_dir"], rec["protocol"], cls.detector)):
-                        raise InputError(f"{where}: the two runs hold different real-set features")
-                fake_b = load_fake_features(rec["run_dir"], rec["label"], rec["protocol"], cls.detector)
-                row_seed = sample_seed(seed, 0, f"paired|{baseline}|{rec['generator']}|{rec['protocol']}|{full}")
-                iv = paired_bootstrap(cls, fake_a, fake_b, real, rounds=rounds, seed=row_seed, level=level,
-                                      method=method, progress=bar.update)
+                with rounds_of_row(bar, rounds):
+                    if rec["run_dir"] != base["run_dir"]:
+                        check_same_plan(plan_a, load_plan(rec["run_dir"], rec["protocol"]), where=where)
+                        if cls.uses_real and not np.array_equal(
+                                real, load_real_features(rec["run_dir"], rec["protocol"], cls.detector)):
+                            raise InputError(f"{where}: the two runs hold different real-set features")
+                    fake_b = load_fake_features(rec["run_dir"], rec["label"], rec["protocol"], cls.detector)
+                    row_seed = sample_seed(seed, 0, f"paired|{baseline}|{rec['generator']}|{rec['protocol']}|{full}")
+                    iv = paired_bootstrap(cls, fake_a, fake_b, real, rounds=rounds, seed=row_seed, level=level,
+                                          method=method, progress=bar.update)
             except EvalkitError as exc:
                 messages.append(f"{where}: left out ({exc})")
-                bar.update(rounds - (bar.n - done_before))
                 continue
             hib = bool(base["higher_is_better"])
             out.append({

@@ -172,3 +172,24 @@ def test_report_shows_bootstrap_progress_unless_told_not_to(tmp_path, monkeypatc
     assert main([*args, "--no-progress"]) == 0
     assert "intervals" not in capsys.readouterr().err
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "report" / "paired.csv"), with_bars)
+
+
+def test_a_row_that_fails_still_counts_all_its_rounds_on_the_bar():
+    import io
+
+    from tqdm import tqdm
+
+    from evalkit.errors import InputError
+    from evalkit.reports.bootstrap import rounds_of_row
+
+    bar = tqdm(total=30, file=io.StringIO())
+    with rounds_of_row(bar, 10):
+        bar.update(10)                       # a row that ran all its rounds adds nothing more
+    assert bar.n == 10
+    with pytest.raises(InputError), rounds_of_row(bar, 10):
+        bar.update(3)
+        raise InputError("failed after 3 rounds")
+    assert bar.n == 20
+    with pytest.raises(InputError), rounds_of_row(bar, 10):
+        raise InputError("features missing")  # before its first round
+    assert bar.n == 30
